@@ -1,0 +1,43 @@
+"""Dependencies handed to the route functions: settings, database, the authenticated actor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from hotline.db import Database
+from hotline.errors import Unauthorized
+from hotline.services.actors import Actor
+from hotline.services.auth import authenticate_token
+from hotline.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from `hotline token create`.")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+
+
+def current_actor(
+    db: DatabaseDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized(
+            "An API token is required: send 'Authorization: Bearer <token>'.", code="missing_token"
+        )
+    with db.read() as session:
+        return authenticate_token(session, credentials.credentials)
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]

@@ -1,0 +1,76 @@
+"""Every error leaves the API as JSON `{code, detail}` with the right status; never a bare 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hotline.errors import HotlineError
+
+log = logging.getLogger("hotline.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+}
+
+
+def error_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"code": code, "detail": detail, **extra}, status_code=status, headers=headers)
+
+
+def _describe(errors: list[Any]) -> tuple[str, str, list[dict[str, Any]]]:
+    # Only location, message and type: the raw input may hold personal data or huge values.
+    clean: list[dict[str, Any]] = []
+    parts: list[str] = []
+    code = "validation_error"
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        msg = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":
+            code = "invalid_json"
+        clean.append({"loc": loc, "msg": msg, "type": err.get("type")})
+        parts.append(f"{'.'.join(loc) or 'body'}: {msg}")
+    return code, "; ".join(parts)[:2000] or "The request is not valid.", clean
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HotlineError)
+    async def _domain(_: Request, exc: HotlineError) -> JSONResponse:
+        return error_response(exc.status_code, exc.code, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        code, detail, errors = _describe(list(exc.errors()))
+        return error_response(422, code, detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        return error_response(exc.status_code, code, detail)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+        return error_response(400, "invalid_json", "The JSON body is nested too deeply.")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The type and route only: messages and bodies can carry personal data.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return error_response(500, "internal_error", "An unexpected error occurred; it has been logged.")

@@ -1,0 +1,231 @@
+"""The `hotline` command line: serve, migrate, demo data, tokens, users, catalogue."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from hotline.db import Database
+from hotline.errors import HotlineError
+from hotline.models import Role
+from hotline.settings import Settings, get_settings
+
+app = typer.Typer(help="Hotline: shared e-government support hotline.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for integrations and the bot.", no_args_is_help=True)
+user_app = typer.Typer(help="Staff users.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The service catalogue.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
+app.add_typer(catalog_app, name="catalog")
+
+TOKENS_FILE = Path("var/demo-tokens.txt")
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"Fehler / error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return get_settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        fail(problems)
+
+
+def open_db(settings: Settings) -> Database:
+    return Database.from_settings(settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (HOTLINE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (HOTLINE_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the API (and docs at /docs) with uvicorn."""
+    import uvicorn
+
+    from hotline import migrate
+
+    settings = load_settings()
+    host = host or settings.host
+    port = port or settings.port
+    db = open_db(settings)
+    try:
+        current, head = migrate.current_revision(db.engine), migrate.head_revision()
+    finally:
+        db.dispose()
+    if current != head:
+        typer.echo(f"Warnung: Datenbank auf Stand {current}, erwartet {head} — `hotline db upgrade`.", err=True)
+    typer.echo(f"Hotline läuft auf http://{host}:{port}  (API /api/v1, Doku /docs)")
+    uvicorn.run(
+        "hotline.app:app_factory", factory=True, host=host, port=port, workers=workers,
+        log_level=settings.log_level.lower(), access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the migrations (SQLite or PostgreSQL, from HOTLINE_DATABASE_URL)."""
+    from hotline import migrate
+
+    settings = load_settings()
+    db = open_db(settings)
+    try:
+        migrate.upgrade(db.engine, revision)
+        typer.echo(f"Datenbank auf Stand {migrate.current_revision(db.engine)} ({db.dialect}).")
+    except Exception as exc:  # a broken URL or unreachable server: say so, no traceback
+        fail(f"migration failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    finally:
+        db.dispose()
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's migration revision and the newest one."""
+    from hotline import migrate
+
+    db = open_db(load_settings())
+    try:
+        typer.echo(f"current: {migrate.current_revision(db.engine)}  head: {migrate.head_revision()}")
+    finally:
+        db.dispose()
+
+
+def print_logins(tokens: dict[str, str]) -> None:
+    from hotline.demo.loader import DEMO_PASSWORD, DEMO_USERS
+
+    typer.echo("\nDemo-Zugänge (Passwort für alle / password for all: %s):" % DEMO_PASSWORD)
+    for username, name, role, city in DEMO_USERS:
+        typer.echo(f"  {username:<18} {role.value:<12} {city or 'alle Städte':<12} {name}")
+    if tokens:
+        typer.echo("Demo-API-Tokens (Authorization: Bearer …):")
+        for scope, secret in tokens.items():
+            typer.echo(f"  {scope:<10} {secret}")
+    typer.echo("")
+
+
+@app.command()
+def demo(
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when data exists.")] = False,
+) -> None:
+    """Load the demo data (cities, catalogue, staff, tokens, tickets) into an empty database."""
+    from hotline.demo.loader import is_empty, load_demo, read_tokens
+
+    settings = load_settings()
+    db = open_db(settings)
+    try:
+        if not is_empty(db):
+            if not if_empty:
+                fail("the database already holds data; demo data only goes into an empty database")
+            typer.echo("Datenbank enthält bereits Daten — Demodaten werden nicht erneut geladen.")
+            print_logins(read_tokens(TOKENS_FILE))
+            return
+        try:
+            result = load_demo(db, settings, tokens_file=TOKENS_FILE)
+        except RuntimeError as exc:
+            fail(str(exc))
+        summary = ", ".join(f"{v} {k}" for k, v in result.counts.items())
+        typer.echo(f"Demodaten geladen: {summary}.")
+        print_logins(result.tokens)
+    finally:
+        db.dispose()
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="What the token is for, e.g. 'Website München'.")],
+    city: Annotated[str | None, typer.Option(help="Scope the token to this city key.")] = None,
+    network: Annotated[bool, typer.Option("--network", help="Token for all cities.")] = False,
+) -> None:
+    """Create an API token; the token is printed once, as the last line."""
+    from hotline.services.auth import create_token
+
+    db = open_db(load_settings())
+    try:
+        with db.write() as session:
+            issued = create_token(session, name=name, city_key=city, network=network)
+        scope = "Netzwerk" if network else f"Stadt {city}"
+        typer.echo(f"Token '{name}' ({scope}) angelegt. Es wird nur jetzt angezeigt:")
+        typer.echo(issued.secret)
+    except HotlineError as exc:
+        fail(exc.detail)
+    finally:
+        db.dispose()
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Option(help="Login name.")],
+    role: Annotated[Role, typer.Option(help="agent, city_admin or coordinator.")],
+    city: Annotated[str | None, typer.Option(help="City key (not for coordinators).")] = None,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Read from HOTLINE_NEW_PASSWORD or asked when omitted.")
+    ] = None,
+) -> None:
+    """Create a staff user (password stored as an argon2 hash)."""
+    import os
+
+    from hotline.services.auth import create_user
+
+    password = password or os.environ.get("HOTLINE_NEW_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            fail("no password: pass --password, set HOTLINE_NEW_PASSWORD or run interactively")
+        password = typer.prompt("Passwort", hide_input=True, confirmation_prompt=True)
+    db = open_db(load_settings())
+    try:
+        with db.write() as session:
+            user = create_user(session, username=username, password=password, role=role,
+                               city_key=city, display_name=name, email=email)
+        typer.echo(f"Benutzer {user.username} ({role.value}{', ' + city if city else ''}) angelegt.")
+    except HotlineError as exc:
+        fail(exc.detail)
+    finally:
+        db.dispose()
+
+
+@catalog_app.command("import")
+def catalog_import(
+    file: Annotated[Path, typer.Argument(help="CSV: OZG/LeiKa export, Munich services, or key,name,…")],
+) -> None:
+    """Import services (upsert by key); the whole file or nothing."""
+    from hotline.services.catalog import CatalogError, import_services, read_catalog
+
+    try:
+        rows = read_catalog(file)
+    except CatalogError as exc:
+        fail(str(exc))
+    db = open_db(load_settings())
+    try:
+        with db.write() as session:
+            result = import_services(session, rows, source=str(file))
+        typer.echo(f"{file}: {result.created} Dienste neu, {result.updated} aktualisiert.")
+    except CatalogError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Configuration from the environment (prefix HOTLINE_), built on demand, never at import."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "dev-insecure-change-me"
+DEFAULT_DATABASE_URL = "sqlite:///./var/hotline.db"
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or unsafe; the message says which and what to do."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=".env", extra="ignore")
+
+    env: Environment = Environment.development
+    secret_key: str = DEFAULT_SECRET
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    # The city that answers when nothing else decides (no origin city known).
+    default_city: str = "muenchen"
+    max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    # SLA defaults in service hours; a city may override them.
+    sla_first_response_hours: int = Field(default=24, ge=1)
+    sla_resolution_hours: int = Field(default=120, ge=1)
+    # SQLite: how long a writer waits for the lock before giving up (ms).
+    sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.env != Environment.development and self.env != Environment.test:
+            if not self.secret_key or self.secret_key == DEFAULT_SECRET:
+                raise SettingsError(
+                    "HOTLINE_SECRET_KEY is missing or still the development default; "
+                    f"set a long random value before running with HOTLINE_ENV={self.env.value} "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+                )
+            if len(self.secret_key) < 32:
+                raise SettingsError(
+                    "HOTLINE_SECRET_KEY is too short for production: use at least 32 characters."
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file for a file-based SQLite URL (its folder is created on demand)."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[-1]
+        if not path or path == ":memory:":
+            return None
+        return Path(path)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment; keyword arguments win over it."""
+    return Settings(**overrides)  # type: ignore[arg-type]
