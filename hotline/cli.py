@@ -15,8 +15,11 @@ from hotline.errors import HotlineError
 from hotline.models import Role
 from hotline.settings import Settings, get_settings
 
-app = typer.Typer(help="Hotline: shared e-government support hotline.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Hotline: shared e-government support hotline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for integrations and the bot.", no_args_is_help=True)
 user_app = typer.Typer(help="Staff users.", no_args_is_help=True)
@@ -39,7 +42,8 @@ def load_settings(**overrides: object) -> Settings:
         return get_settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         )
         fail(problems)
@@ -69,11 +73,19 @@ def serve(
     finally:
         db.dispose()
     if current != head:
-        typer.echo(f"Warnung: Datenbank auf Stand {current}, erwartet {head} — `hotline db upgrade`.", err=True)
+        typer.echo(
+            f"Warnung: Datenbank auf Stand {current}, erwartet {head} — `hotline db upgrade`.",
+            err=True,
+        )
     typer.echo(f"Hotline läuft auf http://{host}:{port}  (API /api/v1, Doku /docs)")
     uvicorn.run(
-        "hotline.app:app_factory", factory=True, host=host, port=port, workers=workers,
-        log_level=settings.log_level.lower(), access_log=False,
+        "hotline.app:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
     )
 
 
@@ -100,7 +112,9 @@ def db_current() -> None:
 
     db = open_db(load_settings())
     try:
-        typer.echo(f"current: {migrate.current_revision(db.engine)}  head: {migrate.head_revision()}")
+        typer.echo(
+            f"current: {migrate.current_revision(db.engine)}  head: {migrate.head_revision()}"
+        )
     finally:
         db.dispose()
 
@@ -108,7 +122,7 @@ def db_current() -> None:
 def print_logins(tokens: dict[str, str]) -> None:
     from hotline.demo.loader import DEMO_PASSWORD, DEMO_USERS
 
-    typer.echo("\nDemo-Zugänge (Passwort für alle / password for all: %s):" % DEMO_PASSWORD)
+    typer.echo(f"\nDemo-Zugänge (Passwort für alle / password for all: {DEMO_PASSWORD}):")
     for username, name, role, city in DEMO_USERS:
         typer.echo(f"  {username:<18} {role.value:<12} {city or 'alle Städte':<12} {name}")
     if tokens:
@@ -120,7 +134,9 @@ def print_logins(tokens: dict[str, str]) -> None:
 
 @app.command()
 def demo(
-    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when data exists.")] = False,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing when data exists.")
+    ] = False,
 ) -> None:
     """Load the demo data (cities, catalogue, staff, tokens, tickets) into an empty database."""
     from hotline.demo.loader import is_empty, load_demo, read_tokens
@@ -191,9 +207,18 @@ def user_create(
     db = open_db(load_settings())
     try:
         with db.write() as session:
-            user = create_user(session, username=username, password=password, role=role,
-                               city_key=city, display_name=name, email=email)
-        typer.echo(f"Benutzer {user.username} ({role.value}{', ' + city if city else ''}) angelegt.")
+            user = create_user(
+                session,
+                username=username,
+                password=password,
+                role=role,
+                city_key=city,
+                display_name=name,
+                email=email,
+            )
+        typer.echo(
+            f"Benutzer {user.username} ({role.value}{', ' + city if city else ''}) angelegt."
+        )
     except HotlineError as exc:
         fail(exc.detail)
     finally:
@@ -202,7 +227,9 @@ def user_create(
 
 @catalog_app.command("import")
 def catalog_import(
-    file: Annotated[Path, typer.Argument(help="CSV: OZG/LeiKa export, Munich services, or key,name,…")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV: OZG/LeiKa export, Munich services, or key,name,…")
+    ],
 ) -> None:
     """Import services (upsert by key); the whole file or nothing."""
     from hotline.services.catalog import CatalogError, import_services, read_catalog
@@ -223,7 +250,9 @@ def catalog_import(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     app()
 
 

@@ -72,7 +72,10 @@ def make_engine(settings: Settings) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
+            connect_args={
+                "check_same_thread": False,
+                "timeout": settings.sqlite_busy_timeout_ms / 1000,
+            },
             pool_size=settings.db_pool_size,
             max_overflow=20,
         )
@@ -80,9 +83,7 @@ def make_engine(settings: Settings) -> Engine:
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return create_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=20, pool_pre_ping=True
-    )
+    return create_engine(url, pool_size=settings.db_pool_size, max_overflow=20, pool_pre_ping=True)
 
 
 class Database:

@@ -42,7 +42,5 @@ def current_revision(engine: Engine) -> str | None:
 def drift(engine: Engine) -> list[object]:
     """Differences between the models and the migrated database (empty when in step)."""
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(
-            conn, opts={"compare_type": True, "render_as_batch": True}
-        )
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True})
         return list(compare_metadata(ctx, SQLModel.metadata))

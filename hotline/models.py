@@ -180,9 +180,7 @@ class ReferenceCounter(SQLModel, table=True):
 
 
 class Ticket(SQLModel, table=True):
-    __table_args__ = (
-        sa.Index("ix_ticket_responsible_status", "responsible_city_id", "status"),
-    )
+    __table_args__ = (sa.Index("ix_ticket_responsible_status", "responsible_city_id", "status"),)
 
     id: int | None = Field(default=None, primary_key=True)
     reference: str = Field(max_length=20, unique=True, index=True)

@@ -33,8 +33,18 @@ Line = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
     AfterValidator(_no_control),
 ]
-Body = Annotated[str, Field(min_length=1, max_length=20_000), AfterValidator(_no_control), AfterValidator(_not_blank)]
-Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.-]+$")]
+Body = Annotated[
+    str,
+    Field(min_length=1, max_length=20_000),
+    AfterValidator(_no_control),
+    AfterValidator(_not_blank),
+]
+Key = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.-]+$"
+    ),
+]
 
 
 class _In(BaseModel):
@@ -42,7 +52,14 @@ class _In(BaseModel):
 
 
 class RequesterIn(_In):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_no_control)] | None = None
+    name: (
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, max_length=200),
+            AfterValidator(_no_control),
+        ]
+        | None
+    ) = None
     email: EmailStr | None = None
     telegram_chat_id: Annotated[str, StringConstraints(pattern=r"^-?\d{1,20}$")] | int | None = None
     web_session: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")] | None = None
@@ -63,7 +80,10 @@ class TicketCreate(_In):
     channel: Channel = Channel.api
     origin_city: Key | None = None
     service: Key | None = None
-    topic: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)] | None = None
+    topic: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+        | None
+    ) = None
     priority: Priority = Priority.normal
     requester: RequesterIn | None = None
     kb_offers: list[KBOfferIn] | None = Field(default=None, max_length=10)
@@ -81,20 +101,27 @@ class TransitionIn(_In):
 
 class AssignIn(_In):
     assignee: Key | None = Field(
-        default=None, description="User name of a staff member of the responsible city; null unassigns."
+        default=None,
+        description="User name of a staff member of the responsible city; null unassigns.",
     )
-    version: int | None = Field(default=None, ge=1, description="When given, must be the current version.")
+    version: int | None = Field(
+        default=None, ge=1, description="When given, must be the current version."
+    )
 
 
 class TransferIn(_In):
     to_city: Key
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000), AfterValidator(_no_control)]
+    reason: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=3, max_length=2000),
+        AfterValidator(_no_control),
+    ]
     version: int = Field(ge=1)
 
 
 class MergeIn(_In):
-    into: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)] = Field(
-        description="Id or reference of the ticket that absorbs this one."
+    into: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)] = (
+        Field(description="Id or reference of the ticket that absorbs this one.")
     )
     version: int = Field(ge=1)
 

@@ -133,13 +133,27 @@ def seed_world(db: Database) -> World:
             ("nuernberg", "Nürnberg", "09564000"),
             ("dresden", "Dresden", "14612000"),
         ):
-            session.add(City(key=key, name=name, ags=ags, state="BY", service_hours=CITY_HOURS,
-                             active=key != "dresden"))
+            session.add(
+                City(
+                    key=key,
+                    name=name,
+                    ags=ags,
+                    state="BY",
+                    service_hours=CITY_HOURS,
+                    active=key != "dresden",
+                )
+            )
         session.flush()
         city_ids = {c.key: c.id for c in session.exec(select(City)).all()}
         session.add(Service(key="bayernid", name="BayernID", topic="konto"))
-        session.add(Service(key="epayment", name="ePayment", topic="zahlung", owner_city_id=city_ids["augsburg"]))
-        session.add(Service(key="gewerbe-online", name="Gewerbe online", leika_key="99050012104000"))
+        session.add(
+            Service(
+                key="epayment", name="ePayment", topic="zahlung", owner_city_id=city_ids["augsburg"]
+            )
+        )
+        session.add(
+            Service(key="gewerbe-online", name="Gewerbe online", leika_key="99050012104000")
+        )
         for username, role, city in (
             ("agent.muc", Role.agent, "muenchen"),
             ("agent2.muc", Role.agent, "muenchen"),
@@ -147,8 +161,15 @@ def seed_world(db: Database) -> World:
             ("koordination", Role.coordinator, None),
         ):
             # argon2 is slow on purpose; hash once per test run, not per user and test.
-            session.add(StaffUser(username=username, display_name=username, role=role,
-                                  city_id=city_ids[city] if city else None, password_hash=test_password_hash()))
+            session.add(
+                StaffUser(
+                    username=username,
+                    display_name=username,
+                    role=role,
+                    city_id=city_ids[city] if city else None,
+                    password_hash=test_password_hash(),
+                )
+            )
         network = create_token(session, name="test network", network=True).secret
         cities = {
             key: create_token(session, name=f"test {key}", city_key=key).secret
@@ -172,8 +193,14 @@ class LiveServer:
     """The real app under uvicorn on 127.0.0.1 in a thread (no mocked network)."""
 
     def __init__(self, settings: Settings) -> None:
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning",
-                                access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -31,7 +31,9 @@ _HTTP_CODES = {
 
 def error_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"code": code, "detail": detail, **extra}, status_code=status, headers=headers)
+    return JSONResponse(
+        {"code": code, "detail": detail, **extra}, status_code=status, headers=headers
+    )
 
 
 def _describe(errors: list[Any]) -> tuple[str, str, list[dict[str, Any]]]:
@@ -73,4 +75,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The type and route only: messages and bodies can carry personal data.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-        return error_response(500, "internal_error", "An unexpected error occurred; it has been logged.")
+        return error_response(
+            500, "internal_error", "An unexpected error occurred; it has been logged."
+        )

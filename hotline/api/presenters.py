@@ -9,8 +9,15 @@ from sqlmodel import Session, col, select
 
 from hotline.db import utcnow
 from hotline.models import City, Message, Requester, Service, StaffUser, Ticket, TicketEvent
-from hotline.schemas import CityOut, EventOut, MessageOut, RequesterOut, ServiceOut, SLAOut, TicketOut
-
+from hotline.schemas import (
+    CityOut,
+    EventOut,
+    MessageOut,
+    RequesterOut,
+    ServiceOut,
+    SLAOut,
+    TicketOut,
+)
 
 T = TypeVar("T")
 
@@ -72,9 +79,7 @@ def tickets_out(session: Session, tickets: Sequence[Ticket]) -> list[TicketOut]:
                         t.first_response_due
                         and (t.first_responded_at or now) > t.first_response_due
                     ),
-                    resolution_breached=bool(
-                        t.resolution_due and open_ and now > t.resolution_due
-                    ),
+                    resolution_breached=bool(t.resolution_due and open_ and now > t.resolution_due),
                 ),
                 resolved_at=t.resolved_at,
                 closed_at=t.closed_at,
@@ -98,7 +103,11 @@ def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageO
         author = user.display_name if user else ("Bot" if m.kind == "bot" else None)
         out.append(
             MessageOut(
-                id=m.id or 0, ticket_id=m.ticket_id, kind=m.kind, body=m.body, author=author,
+                id=m.id or 0,
+                ticket_id=m.ticket_id,
+                kind=m.kind,
+                body=m.body,
+                author=author,
                 created_at=m.created_at,
             )
         )
@@ -107,15 +116,27 @@ def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageO
 
 def events_out(events: Sequence[TicketEvent]) -> list[EventOut]:
     return [
-        EventOut(id=e.id or 0, kind=e.kind, actor=e.actor, before=e.before, after=e.after, created_at=e.created_at)
+        EventOut(
+            id=e.id or 0,
+            kind=e.kind,
+            actor=e.actor,
+            before=e.before,
+            after=e.after,
+            created_at=e.created_at,
+        )
         for e in events
     ]
 
 
 def city_out(city: City) -> CityOut:
     return CityOut(
-        key=city.key, name=city.name, ags=city.ags, state=city.state, active=city.active,
-        timezone=city.timezone, service_hours=city.service_hours,
+        key=city.key,
+        name=city.name,
+        ags=city.ags,
+        state=city.state,
+        active=city.active,
+        timezone=city.timezone,
+        service_hours=city.service_hours,
     )
 
 
@@ -123,7 +144,11 @@ def services_out(session: Session, services: Sequence[Service]) -> list[ServiceO
     cities = {c.id: c.key for c in session.exec(select(City)).all()}
     return [
         ServiceOut(
-            key=s.key, name=s.name, leika_key=s.leika_key, ozg_id=s.ozg_id, topic=s.topic,
+            key=s.key,
+            name=s.name,
+            leika_key=s.leika_key,
+            ozg_id=s.ozg_id,
+            topic=s.topic,
             owner_city=cities.get(s.owner_city_id) if s.owner_city_id else None,
         )
         for s in services

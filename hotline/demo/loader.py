@@ -71,7 +71,9 @@ def is_empty(db: Database) -> bool:
 def load_demo(db: Database, settings: Settings, *, tokens_file: Path | None = None) -> DemoResult:
     """Load everything into an empty database in one transaction (all or nothing)."""
     if settings.env == "production":
-        raise RuntimeError("Demo data is for development only; refusing with HOTLINE_ENV=production.")
+        raise RuntimeError(
+            "Demo data is for development only; refusing with HOTLINE_ENV=production."
+        )
     with db.write() as session:
         if session.exec(select(City).limit(1)).first() is not None:
             return DemoResult(loaded=False)
@@ -79,11 +81,18 @@ def load_demo(db: Database, settings: Settings, *, tokens_file: Path | None = No
         _services(session)
         for username, name, role, city in DEMO_USERS:
             create_user(
-                session, username=username, password=DEMO_PASSWORD, role=role, city_key=city,
-                display_name=name, email=f"{username}@hotline.example",
+                session,
+                username=username,
+                password=DEMO_PASSWORD,
+                role=role,
+                city_key=city,
+                display_name=name,
+                email=f"{username}@hotline.example",
             )
         tokens = {
-            "network": create_token(session, name="Demo: Netzwerk-Integration", network=True).secret,
+            "network": create_token(
+                session, name="Demo: Netzwerk-Integration", network=True
+            ).secret,
         }
         for key in ("muenchen", "augsburg", "nuernberg"):
             tokens[key] = create_token(session, name=f"Demo: Website {key}", city_key=key).secret
@@ -112,8 +121,13 @@ def _cities(session: Session) -> None:
     for raw in _yaml("cities.yml"):
         parse_service_hours(raw["service_hours"])  # fail loudly on a typo in the demo file
         session.add(
-            City(key=raw["key"], name=raw["name"], ags=raw["ags"], state=raw.get("state"),
-                 service_hours=raw["service_hours"])
+            City(
+                key=raw["key"],
+                name=raw["name"],
+                ags=raw["ags"],
+                state=raw.get("state"),
+                service_hours=raw["service_hours"],
+            )
         )
     session.flush()
 
@@ -123,19 +137,23 @@ def _services(session: Session) -> None:
     for raw in _yaml("services.yml"):
         owner = cities[raw["owner"]] if raw.get("owner") else None
         session.add(
-            Service(key=raw["key"], name=raw["name"], topic=raw.get("topic"),
-                    leika_key=raw.get("leika"), owner_city_id=owner.id if owner else None)
+            Service(
+                key=raw["key"],
+                name=raw["name"],
+                topic=raw.get("topic"),
+                leika_key=raw.get("leika"),
+                owner_city_id=owner.id if owner else None,
+            )
         )
     session.flush()
     # Munich's real catalogue, with OZG ids joined through the LeiKa key.
     ozg_by_leika: dict[str, tuple[str, str]] = {}
     with (DATA_DIR / "ozg_leika_joined.csv").open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if row["leika_key"].isdigit() and row["ozg_id"]:
-                ozg_by_leika.setdefault(row["leika_key"], (row["ozg_id"], row["lebenslage"]))
-    rows = read_catalog(DATA_DIR / "munich_services_leika.csv")
+        for ozg in csv.DictReader(fh):
+            if ozg["leika_key"].isdigit() and ozg["ozg_id"]:
+                ozg_by_leika.setdefault(ozg["leika_key"], (ozg["ozg_id"], ozg["lebenslage"]))
     taken = set(session.exec(select(Service.key)).all())
-    rows = [r for r in rows if r.key not in taken]
+    rows = [r for r in read_catalog(DATA_DIR / "munich_services_leika.csv") if r.key not in taken]
     for row in rows:
         if row.leika_key and row.leika_key in ozg_by_leika:
             row.ozg_id, row.topic = ozg_by_leika[row.leika_key]
@@ -152,11 +170,18 @@ def _tickets(session: Session, settings: Settings) -> int:
     for spec in specs:
         channel_actor = Actor(label=f"kanal:{spec['channel']}", city_id=None, network=True)
         data = TicketCreate(
-            subject=spec["subject"], body=spec["body"], audience=spec.get("audience", "external"),
-            channel=spec["channel"], origin_city=spec.get("origin"), service=spec.get("service"),
-            priority=spec.get("priority", "normal"), requester=spec.get("requester"),
+            subject=spec["subject"],
+            body=spec["body"],
+            audience=spec.get("audience", "external"),
+            channel=spec["channel"],
+            origin_city=spec.get("origin"),
+            service=spec.get("service"),
+            priority=spec.get("priority", "normal"),
+            requester=spec.get("requester"),
         )
-        ticket = svc.create_ticket(session, channel_actor, data, default_city=settings.default_city, sla=sla)
+        ticket = svc.create_ticket(
+            session, channel_actor, data, default_city=settings.default_city, sla=sla
+        )
         ident = ticket.id or 0
 
         def staff(role: str, t: Ticket = ticket) -> Actor:
@@ -164,11 +189,22 @@ def _tickets(session: Session, settings: Settings) -> int:
 
         if spec.get("transfer"):
             to_city, reason = spec["transfer"]
-            svc.transfer_ticket(session, staff("admin"), ident, to_city=to_city, reason=reason,
-                                version=ticket.version)
+            svc.transfer_ticket(
+                session,
+                staff("admin"),
+                ident,
+                to_city=to_city,
+                reason=reason,
+                version=ticket.version,
+            )
         if spec.get("assign"):
-            svc.assign_ticket(session, staff("admin"), ident,
-                              assignee=f"{spec['assign']}.{cities[ticket.responsible_city_id]}", version=None)
+            svc.assign_ticket(
+                session,
+                staff("admin"),
+                ident,
+                assignee=f"{spec['assign']}.{cities[ticket.responsible_city_id]}",
+                version=None,
+            )
         worker = staff(spec.get("assign", "agent1"))
         thread: list[list[str]] = spec.get("thread", [])
         target = spec["status"]
@@ -188,7 +224,9 @@ def _to(session: Session, actor: Actor, ticket: Ticket, status: TicketStatus) ->
     svc.change_status(session, actor, ticket.id or 0, to=status, version=ticket.version)
 
 
-def _finish(session: Session, actor: Actor, ticket: Ticket, target: str, created: list[Ticket]) -> None:
+def _finish(
+    session: Session, actor: Actor, ticket: Ticket, target: str, created: list[Ticket]
+) -> None:
     steps: dict[str, list[TicketStatus]] = {
         "new": [],
         "open": [TicketStatus.open],
@@ -198,7 +236,9 @@ def _finish(session: Session, actor: Actor, ticket: Ticket, target: str, created
         "reopened": [],
     }
     if target == "merge-into-first":
-        svc.merge_ticket(session, actor, ticket.id or 0, into=created[0].reference, version=ticket.version)
+        svc.merge_ticket(
+            session, actor, ticket.id or 0, into=created[0].reference, version=ticket.version
+        )
         return
     for status in steps[target]:
         if ticket.status == status or status not in svc.TRANSITIONS[TicketStatus(ticket.status)]:
@@ -208,7 +248,9 @@ def _finish(session: Session, actor: Actor, ticket: Ticket, target: str, created
 
 def _backdate(session: Session, ticket: Ticket, start: Any, now: Any, sla: svc.SLAPolicy) -> None:
     """Spread the ticket's history between `start` and now, as if it had happened then."""
-    messages = session.exec(select(Message).where(Message.ticket_id == ticket.id).order_by(col(Message.id))).all()
+    messages = session.exec(
+        select(Message).where(Message.ticket_id == ticket.id).order_by(col(Message.id))
+    ).all()
     events = session.exec(
         select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(col(TicketEvent.id))
     ).all()

@@ -14,7 +14,9 @@ from sqlmodel import Session, col, or_, select
 from hotline.errors import InvalidInput, NotFound
 from hotline.models import City, Service
 
-_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue"})
+_UMLAUTS = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue"}
+)
 LEIKA_RE = re.compile(r"^\d{14}$")
 
 
@@ -34,7 +36,9 @@ def get_city(session: Session, key: str, *, field: str = "city") -> City:
     """The city with this key; 422 `unknown_city` when there is none (input validation)."""
     city = find_city(session, key)
     if city is None:
-        raise InvalidInput(f"Unknown city key {key!r} in {field}.", code="unknown_city", field=field)
+        raise InvalidInput(
+            f"Unknown city key {key!r} in {field}.", code="unknown_city", field=field
+        )
     return city
 
 
@@ -157,7 +161,11 @@ def _row(kind: str, raw: dict[str, str | None], line: int, path: Path) -> Servic
         if not name:
             raise CatalogError(f"{path}:{line}: column name is empty")
         return ServiceRow(
-            line, slugify(name), name, _clean_leika(get("leika_key")), description=get("description")
+            line,
+            slugify(name),
+            name,
+            _clean_leika(get("leika_key")),
+            description=get("description"),
         )
     key, name = get("key"), get("name")
     if not key or not name:

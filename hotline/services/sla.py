@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,7 +31,11 @@ def parse_service_hours(raw: Mapping[str, Any] | None) -> dict[int, list[tuple[t
             raise ValueError(f"{day}: expected a list of [start, end] pairs")
         pairs: list[tuple[time, time]] = []
         for interval in intervals:
-            if not isinstance(interval, Sequence) or isinstance(interval, str) or len(interval) != 2:
+            if (
+                not isinstance(interval, Sequence)
+                or isinstance(interval, str)
+                or len(interval) != 2
+            ):
                 raise ValueError(f"{day}: {interval!r} is not a [start, end] pair")
             try:
                 start, end = (time.fromisoformat(str(v)) for v in interval)
@@ -40,7 +45,7 @@ def parse_service_hours(raw: Mapping[str, Any] | None) -> dict[int, list[tuple[t
                 raise ValueError(f"{day}: {interval[0]}–{interval[1]} ends before it starts")
             pairs.append((start, end))
         pairs.sort()
-        for (_, prev_end), (next_start, _) in zip(pairs, pairs[1:], strict=False):
+        for (_, prev_end), (next_start, _) in pairwise(pairs):
             if next_start < prev_end:
                 raise ValueError(f"{day}: service hours overlap")
         result[WEEKDAYS.index(day)] = pairs

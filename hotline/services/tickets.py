@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from hotline.db import utcnow
 from hotline.errors import Conflict, InvalidInput, InvalidTransition, NotFound, VersionConflict
 from hotline.models import (
+    Channel,
     City,
     DeliveryStatus,
     IdempotencyRecord,
@@ -123,7 +124,9 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def list_tickets(session: Session, actor: Actor, flt: TicketFilter) -> tuple[list[Ticket], str | None]:
+def list_tickets(
+    session: Session, actor: Actor, flt: TicketFilter
+) -> tuple[list[Ticket], str | None]:
     """Newest first, keyset-paginated; only what the actor may see."""
     stmt = select(Ticket)
     if not actor.network:
@@ -172,7 +175,9 @@ def list_messages(session: Session, actor: Actor, ident: int | str) -> list[Mess
 
 def list_events(session: Session, actor: Actor, ident: int | str) -> list[TicketEvent]:
     ticket = get_ticket(session, actor, ident)
-    stmt = select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(col(TicketEvent.id))
+    stmt = (
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(col(TicketEvent.id))
+    )
     return list(session.exec(stmt).all())
 
 
@@ -214,7 +219,9 @@ def _touch(ticket: Ticket) -> None:
     ticket.updated_at = utcnow()
 
 
-def _apply_status(session: Session, ticket: Ticket, actor: Actor, to: TicketStatus, **extra: Any) -> None:
+def _apply_status(
+    session: Session, ticket: Ticket, actor: Actor, to: TicketStatus, **extra: Any
+) -> None:
     current = TicketStatus(ticket.status)
     if to not in TRANSITIONS[current]:
         allowed = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "none (final)"
@@ -231,24 +238,34 @@ def _apply_status(session: Session, ticket: Ticket, actor: Actor, to: TicketStat
         ticket.closed_at = now
     elif to == S.reopened:
         ticket.resolved_at = None
-    _event(session, ticket, actor, "status_changed", {"status": current.value}, {"status": to.value, **extra})
+    _event(
+        session,
+        ticket,
+        actor,
+        "status_changed",
+        {"status": current.value},
+        {"status": to.value, **extra},
+    )
 
 
-def _notify_requester(session: Session, ticket: Ticket, payload: dict[str, Any], dedup: str) -> None:
+def _notify_requester(
+    session: Session, ticket: Ticket, payload: dict[str, Any], dedup: str
+) -> None:
     """Queue an outbound message to the requester's channel in the caller's transaction."""
     if ticket.requester_id is None:
         return
     requester = session.get(Requester, ticket.requester_id)
     if requester is None or requester.anonymised_at is not None:
         return
-    if requester.telegram_chat_id and ticket.channel == "telegram":
-        channel, recipient = "telegram", requester.telegram_chat_id
-    elif requester.web_session and ticket.channel == "web":
-        channel, recipient = "web", requester.web_session
+    channel: Channel
+    if requester.telegram_chat_id and ticket.channel == Channel.telegram:
+        channel, recipient = Channel.telegram, requester.telegram_chat_id
+    elif requester.web_session and ticket.channel == Channel.web:
+        channel, recipient = Channel.web, requester.web_session
     elif requester.email:
-        channel, recipient = "email", requester.email
+        channel, recipient = Channel.email, requester.email
     elif requester.telegram_chat_id:
-        channel, recipient = "telegram", requester.telegram_chat_id
+        channel, recipient = Channel.telegram, requester.telegram_chat_id
     else:
         return
     session.add(
@@ -257,7 +274,11 @@ def _notify_requester(session: Session, ticket: Ticket, payload: dict[str, Any],
             message_id=payload.get("message_id"),
             channel=channel,
             recipient=recipient,
-            payload={"reference": ticket.reference, "language": requester.language or "de", **payload},
+            payload={
+                "reference": ticket.reference,
+                "language": requester.language or "de",
+                **payload,
+            },
             dedup_key=dedup,
             status=DeliveryStatus.pending,
         )
@@ -272,7 +293,9 @@ def next_reference(session: Session, year: int) -> str:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        insert(ReferenceCounter).values(year=year, last=0).on_conflict_do_nothing(index_elements=["year"])
+        insert(ReferenceCounter)
+        .values(year=year, last=0)
+        .on_conflict_do_nothing(index_elements=["year"])
     )
     number = session.execute(
         sa.update(ReferenceCounter)
@@ -291,7 +314,9 @@ def _requester(session: Session, data: RequesterIn | None) -> Requester | None:
     if chat:
         existing = session.exec(select(Requester).where(Requester.telegram_chat_id == chat)).first()
     elif data.web_session:
-        existing = session.exec(select(Requester).where(Requester.web_session == data.web_session)).first()
+        existing = session.exec(
+            select(Requester).where(Requester.web_session == data.web_session)
+        ).first()
     requester = existing or Requester()
     requester.name = data.name or requester.name
     requester.email = str(data.email) if data.email else requester.email
@@ -312,7 +337,11 @@ def sla_policy_for(city: City, default: SLAPolicy) -> SLAPolicy:
 
 
 def set_due_times(ticket: Ticket, city: City, policy: SLAPolicy, start: datetime) -> None:
-    kwargs: dict[str, Any] = {"service_hours": city.service_hours, "tz": city.timezone, "state": city.state}
+    kwargs: dict[str, Any] = {
+        "service_hours": city.service_hours,
+        "tz": city.timezone,
+        "state": city.state,
+    }
     ticket.first_response_due = add_service_hours(start, policy.first_response_hours, **kwargs)
     ticket.resolution_due = add_service_hours(start, policy.resolution_hours, **kwargs)
 
@@ -353,7 +382,9 @@ def create_ticket(
         responsible_city_id=routed.city.id or 0,
         requester_id=requester.id if requester else None,
         routing=routed.decision,
-        kb_offers=[o.model_dump(exclude_none=True) for o in data.kb_offers] if data.kb_offers else None,
+        kb_offers=[o.model_dump(exclude_none=True) for o in data.kb_offers]
+        if data.kb_offers
+        else None,
         created_at=now,
         updated_at=now,
     )
@@ -363,7 +394,9 @@ def create_ticket(
     set_due_times(ticket, routed.city, policy, now)
     session.add(ticket)
     session.flush()
-    session.add(Message(ticket_id=ticket.id or 0, kind=MessageKind.citizen, body=data.body, created_at=now))
+    session.add(
+        Message(ticket_id=ticket.id or 0, kind=MessageKind.citizen, body=data.body, created_at=now)
+    )
     _event(
         session,
         ticket,
@@ -422,7 +455,14 @@ def add_message(
             _apply_status(session, ticket, actor, S.reopened, reason="requester_wrote")
         elif status == S.waiting:
             _apply_status(session, ticket, actor, S.open, reason="requester_wrote")
-    _event(session, ticket, actor, "message_added", None, {"kind": kind.value, "message_id": message.id})
+    _event(
+        session,
+        ticket,
+        actor,
+        "message_added",
+        None,
+        {"kind": kind.value, "message_id": message.id},
+    )
     _touch(ticket)
     session.add(ticket)
     session.flush()
@@ -439,7 +479,11 @@ def change_status(
         _notify_requester(
             session,
             ticket,
-            {"kind": "status", "status": to.value, "text": f"Ihr Anliegen {ticket.reference} ist {STATUS_DE[to]}."},
+            {
+                "kind": "status",
+                "status": to.value,
+                "text": f"Ihr Anliegen {ticket.reference} ist {STATUS_DE[to]}.",
+            },
             dedup=f"status:{ticket.id}:{ticket.version + 1}",
         )
     _touch(ticket)
@@ -458,7 +502,9 @@ def assign_ticket(
     if assignee is not None:
         user = session.exec(select(StaffUser).where(StaffUser.username == assignee)).first()
         if user is None or not user.active:
-            raise InvalidInput(f"Unknown or inactive staff user {assignee!r}.", code="unknown_assignee")
+            raise InvalidInput(
+                f"Unknown or inactive staff user {assignee!r}.", code="unknown_assignee"
+            )
         if user.city_id != ticket.responsible_city_id and user.role != "coordinator":
             raise InvalidInput(
                 f"{assignee} does not work for the responsible city; transfer the ticket first.",
@@ -506,14 +552,20 @@ def transfer_ticket(
         ticket,
         actor,
         "transferred",
-        {"city": source.key if source else None, "assignee": before_assignee.username if before_assignee else None},
+        {
+            "city": source.key if source else None,
+            "assignee": before_assignee.username if before_assignee else None,
+        },
         {"city": target.key, "reason": reason.strip()},
     )
     session.add(
         Message(
             ticket_id=ticket.id or 0,
             kind=MessageKind.system,
-            body=f"Weitergeleitet von {source.name if source else '?'} an {target.name}: {reason.strip()}",
+            body=(
+                f"Weitergeleitet von {source.name if source else '?'} an {target.name}: "
+                f"{reason.strip()}"
+            ),
         )
     )
     _touch(ticket)
@@ -532,7 +584,9 @@ def merge_ticket(
     if target.id == source.id:
         raise InvalidInput("A ticket cannot be merged into itself.", code="merge_into_self")
     if target.merged_into_id is not None or TicketStatus(target.status) == S.closed:
-        raise InvalidInput(f"{target.reference} is closed or merged itself.", code="merge_target_closed")
+        raise InvalidInput(
+            f"{target.reference} is closed or merged itself.", code="merge_target_closed"
+        )
     if TicketStatus(source.status) == S.closed:
         raise Conflict(f"Ticket {source.reference} is closed.", code="ticket_closed")
     before_status = source.status
@@ -629,4 +683,6 @@ def remember_idempotent(
 def service_key_map(session: Session, ids: set[int]) -> dict[int, Service]:
     if not ids:
         return {}
-    return {s.id: s for s in session.exec(select(Service).where(col(Service.id).in_(ids))).all() if s.id}
+    return {
+        s.id: s for s in session.exec(select(Service).where(col(Service.id).in_(ids))).all() if s.id
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlmodel import col, or_, select
@@ -15,7 +15,11 @@ from hotline.services import tickets as ticket_svc
 from hotline.services.catalog import city_or_404, get_city, service_or_404
 
 router = APIRouter(tags=["catalogue"])
-ERRORS = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+}
 
 
 @router.get("/cities", response_model=list[CityOut], responses=ERRORS)
@@ -45,7 +49,13 @@ def list_services(
         stmt = select(Service)
         if q and q.strip():
             pattern = f"%{q.strip()}%"
-            stmt = stmt.where(or_(col(Service.name).ilike(pattern), col(Service.key).ilike(pattern), Service.leika_key == q.strip()))
+            stmt = stmt.where(
+                or_(
+                    col(Service.name).ilike(pattern),
+                    col(Service.key).ilike(pattern),
+                    Service.leika_key == q.strip(),
+                )
+            )
         if owner:
             stmt = stmt.where(Service.owner_city_id == get_city(session, owner).id)
         if topic:
@@ -53,7 +63,9 @@ def list_services(
         if cursor:
             stmt = stmt.where(col(Service.id) > ticket_svc.decode_cursor(cursor))
         rows = list(session.exec(stmt.order_by(col(Service.id)).limit(limit + 1)).all())
-        next_cursor = ticket_svc.encode_cursor(rows[limit - 1].id or 0) if len(rows) > limit else None
+        next_cursor = (
+            ticket_svc.encode_cursor(rows[limit - 1].id or 0) if len(rows) > limit else None
+        )
         return ServicePage(items=services_out(session, rows[:limit]), next_cursor=next_cursor)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import JSONResponse
@@ -34,7 +34,7 @@ from hotline.settings import Settings
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "No or bad token"},
     404: {"model": ErrorOut, "description": "No such ticket (or not visible with this token)"},
     409: {"model": ErrorOut, "description": "Stale version, illegal transition or closed ticket"},
@@ -80,13 +80,20 @@ def _idempotent(
                     if found is not None:
                         body = replay(session, found.resource_id).model_dump(mode="json")
                         return JSONResponse(
-                            body, status_code=found.status_code, headers={"Idempotent-Replayed": "true"}
+                            body,
+                            status_code=found.status_code,
+                            headers={"Idempotent-Replayed": "true"},
                         )
                 resource_id, out = run(session)
                 if key:
                     svc.remember_idempotent(
-                        session, actor, key, operation=operation, payload_hash=payload_hash,
-                        resource_id=resource_id, status_code=201,
+                        session,
+                        actor,
+                        key,
+                        operation=operation,
+                        payload_hash=payload_hash,
+                        resource_id=resource_id,
+                        status_code=201,
                     )
                 return out
         except IntegrityError:
@@ -104,16 +111,24 @@ def create_ticket(
     idempotency_key: IdempotencyKey = None,
 ) -> BaseModel | JSONResponse:
     """Open a ticket; it is routed to the responsible city at once."""
+
     def run(session: Session) -> tuple[int, BaseModel]:
-        ticket = svc.create_ticket(session, actor, data, default_city=settings.default_city, sla=_sla(settings))
+        ticket = svc.create_ticket(
+            session, actor, data, default_city=settings.default_city, sla=_sla(settings)
+        )
         return ticket.id or 0, ticket_out(session, ticket)
 
     def replay(session: Session, ticket_id: int) -> BaseModel:
         return ticket_out(session, session.get_one(Ticket, ticket_id))
 
     return _idempotent(
-        db, actor, idempotency_key, operation="create_ticket",
-        payload_hash=svc.request_hash(data.model_dump(mode="json")), run=run, replay=replay,
+        db,
+        actor,
+        idempotency_key,
+        operation="create_ticket",
+        payload_hash=svc.request_hash(data.model_dump(mode="json")),
+        run=run,
+        replay=replay,
     )
 
 
@@ -124,19 +139,32 @@ def list_tickets(
     status_: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
     city: Annotated[str | None, Query(max_length=120, description="Responsible city key")] = None,
     origin_city: Annotated[str | None, Query(max_length=120)] = None,
-    service: Annotated[str | None, Query(max_length=120, description="Service key or LeiKa key")] = None,
+    service: Annotated[
+        str | None, Query(max_length=120, description="Service key or LeiKa key")
+    ] = None,
     audience: Audience | None = None,
     channel: Channel | None = None,
-    assignee: Annotated[str | None, Query(max_length=80, description="User name, or 'none'")] = None,
-    text: Annotated[str | None, Query(max_length=200, description="Search subjects and messages")] = None,
+    assignee: Annotated[
+        str | None, Query(max_length=80, description="User name, or 'none'")
+    ] = None,
+    text: Annotated[
+        str | None, Query(max_length=200, description="Search subjects and messages")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TicketPage:
     """The tickets this token may see, newest first; follow `next_cursor` for the next page."""
     flt = svc.TicketFilter(
-        status=status_ or (), city=city, origin_city=origin_city, service=service,
-        audience=audience.value if audience else None, channel=channel.value if channel else None,
-        assignee=assignee, text=text, limit=limit, cursor=cursor,
+        status=status_ or (),
+        city=city,
+        origin_city=origin_city,
+        service=service,
+        audience=audience.value if audience else None,
+        channel=channel.value if channel else None,
+        assignee=assignee,
+        text=text,
+        limit=limit,
+        cursor=cursor,
     )
     with db.read() as session:
         rows, next_cursor = svc.list_tickets(session, actor, flt)
@@ -165,7 +193,9 @@ def list_events(ticket_id: TicketIdent, actor: ActorDep, db: DatabaseDep) -> lis
 
 
 @router.post(
-    "/{ticket_id}/messages", status_code=status.HTTP_201_CREATED, response_model=MessageOut,
+    "/{ticket_id}/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MessageOut,
     responses=ERRORS,
 )
 def add_message(
@@ -176,17 +206,24 @@ def add_message(
     idempotency_key: IdempotencyKey = None,
 ) -> BaseModel | JSONResponse:
     """Add a public reply (delivered to the requester), an internal note or a requester message."""
+
     def run(session: Session) -> tuple[int, BaseModel]:
-        _, message = svc.add_message(session, actor, ticket_id, kind=MessageKind(data.kind), body=data.body)
+        _, message = svc.add_message(
+            session, actor, ticket_id, kind=MessageKind(data.kind), body=data.body
+        )
         return message.id or 0, messages_out(session, [message])[0]
 
     def replay(session: Session, message_id: int) -> BaseModel:
         return messages_out(session, [session.get_one(Message, message_id)])[0]
 
     return _idempotent(
-        db, actor, idempotency_key, operation="add_message",
+        db,
+        actor,
+        idempotency_key,
+        operation="add_message",
         payload_hash=svc.request_hash({"ticket": ticket_id, **data.model_dump(mode="json")}),
-        run=run, replay=replay,
+        run=run,
+        replay=replay,
     )
 
 
@@ -196,21 +233,30 @@ def _change(db: Database, fn: Callable[[Session], Ticket]) -> TicketOut:
 
 
 @router.post("/{ticket_id}/transitions", response_model=TicketOut, responses=ERRORS)
-def transition(ticket_id: TicketIdent, data: TransitionIn, actor: ActorDep, db: DatabaseDep) -> TicketOut:
+def transition(
+    ticket_id: TicketIdent, data: TransitionIn, actor: ActorDep, db: DatabaseDep
+) -> TicketOut:
     """Change the status; `version` must be the ticket's current version (else 409)."""
-    return _change(db, lambda s: svc.change_status(s, actor, ticket_id, to=data.to, version=data.version))
+    return _change(
+        db, lambda s: svc.change_status(s, actor, ticket_id, to=data.to, version=data.version)
+    )
 
 
 @router.post("/{ticket_id}/assign", response_model=TicketOut, responses=ERRORS)
 def assign(ticket_id: TicketIdent, data: AssignIn, actor: ActorDep, db: DatabaseDep) -> TicketOut:
     """Assign to a staff member of the responsible city; `assignee: null` unassigns."""
     return _change(
-        db, lambda s: svc.assign_ticket(s, actor, ticket_id, assignee=data.assignee, version=data.version)
+        db,
+        lambda s: svc.assign_ticket(
+            s, actor, ticket_id, assignee=data.assignee, version=data.version
+        ),
     )
 
 
 @router.post("/{ticket_id}/transfer", response_model=TicketOut, responses=ERRORS)
-def transfer(ticket_id: TicketIdent, data: TransferIn, actor: ActorDep, db: DatabaseDep) -> TicketOut:
+def transfer(
+    ticket_id: TicketIdent, data: TransferIn, actor: ActorDep, db: DatabaseDep
+) -> TicketOut:
     """Hand over to another city with a reason; the ticket leaves this city's queue."""
     return _change(
         db,
@@ -223,9 +269,11 @@ def transfer(ticket_id: TicketIdent, data: TransferIn, actor: ActorDep, db: Data
 @router.post("/{ticket_id}/merge", response_model=TicketOut, responses=ERRORS)
 def merge(ticket_id: TicketIdent, data: MergeIn, actor: ActorDep, db: DatabaseDep) -> TicketOut:
     """Close this ticket as a duplicate of `into`; returns the surviving ticket."""
+
     def run(session: Session) -> Ticket:
-        _, target = svc.merge_ticket(session, actor, ticket_id, into=data.into, version=data.version)
+        _, target = svc.merge_ticket(
+            session, actor, ticket_id, into=data.into, version=data.version
+        )
         return target
 
     return _change(db, run)
-

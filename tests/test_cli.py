@@ -1,0 +1,218 @@
+"""The `hotline` command line as operators use it: clear messages and exit code 1 on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from hotline.app import create_app
+from hotline.cli import app
+from hotline.db import Database
+from hotline.demo.loader import DATA_DIR
+from hotline.settings import Settings
+from tests.conftest import World, settings_for
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", db_url)
+    monkeypatch.setenv("HOTLINE_ENV", "test")
+    monkeypatch.chdir(tmp_path)  # demo tokens go to ./var
+    return db_url
+
+
+def invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_db_upgrade_on_a_fresh_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", f"sqlite:///{tmp_path / 'sub' / 'new.db'}")
+    code, out, _ = invoke("db", "upgrade")
+    assert code == 0 and "0001" in out
+    assert (tmp_path / "sub" / "new.db").exists()
+
+
+def test_db_upgrade_with_unreachable_server_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    code, _, err = invoke("db", "upgrade")
+    assert code == 1 and "migration failed" in err
+
+
+def test_token_create_prints_a_working_token_last(env: str, world: World) -> None:
+    code, out, _ = invoke("token", "create", "--name", "Intranet Augsburg", "--city", "augsburg")
+    assert code == 0
+    token = out.strip().splitlines()[-1]
+    assert token.startswith("hl_")
+    settings = settings_for(env)
+    db = Database.from_settings(settings)
+    try:
+        with TestClient(create_app(settings, db)) as client:
+            r = client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "x"], "--network"),
+        (["--name", "x", "--city", "muenchen", "--network"], "--network"),
+        (["--name", "x", "--city", "berlin"], "berlin"),
+        (["--name", "  ", "--network"], "name"),
+    ],
+)
+def test_token_create_bad_input(env: str, world: World, args: list[str], message: str) -> None:
+    code, _, err = invoke("token", "create", *args)
+    assert code == 1 and message in err
+
+
+def test_user_create(env: str, world: World) -> None:
+    code, out, _ = invoke(
+        "user",
+        "create",
+        "--username",
+        "neu.muc",
+        "--role",
+        "agent",
+        "--city",
+        "muenchen",
+        "--password",
+        "ein-langes-passwort",
+    )
+    assert code == 0 and "neu.muc" in out
+    code, _, err = invoke(
+        "user",
+        "create",
+        "--username",
+        "neu.muc",
+        "--role",
+        "agent",
+        "--city",
+        "muenchen",
+        "--password",
+        "ein-langes-passwort",
+    )
+    assert code == 1 and "taken" in err
+    code, _, err = invoke(
+        "user",
+        "create",
+        "--username",
+        "kurz",
+        "--role",
+        "agent",
+        "--city",
+        "muenchen",
+        "--password",
+        "kurz",
+    )
+    assert code == 1 and "10 characters" in err
+    code, _, err = invoke(
+        "user", "create", "--username", "ohnestadt", "--role", "agent", "--password", "x" * 12
+    )
+    assert code == 1 and "needs a city" in err
+
+
+def test_catalog_import_real_files(env: str, world: World, tmp_path: Path) -> None:
+    code, out, err = invoke("catalog", "import", str(DATA_DIR / "munich_services_leika.csv"))
+    assert code == 0, err
+    assert "287 Dienste neu" in out
+    ozg = (DATA_DIR / "ozg_leika_joined.csv").read_text(encoding="utf-8").splitlines()
+    part = tmp_path / "ozg.csv"
+    part.write_text("\n".join(ozg[:201]) + "\n", encoding="utf-8")
+    code, out, err = invoke("catalog", "import", str(part))
+    assert code == 0, err
+    code, out, _ = invoke("catalog", "import", str(part))
+    assert "0 Dienste neu, 200 aktualisiert" in out
+
+
+def test_catalog_import_refuses_bad_files_whole(env: str, world: World, tmp_path: Path) -> None:
+    code, _, err = invoke("catalog", "import", str(tmp_path / "missing.csv"))
+    assert code == 1 and "missing.csv: no such file" in err
+    odd = tmp_path / "odd.csv"
+    odd.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    code, _, err = invoke("catalog", "import", str(odd))
+    assert code == 1 and "odd.csv:1: unknown columns" in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "key,name,leika_key\nok-dienst,Guter Dienst,99050012104000\nschlecht,Schlecht,123\n",
+        encoding="utf-8",
+    )
+    code, _, err = invoke("catalog", "import", str(bad))
+    assert code == 1 and "bad.csv:3" in err and "14 digits" in err
+    owner = tmp_path / "owner.csv"
+    owner.write_text("key,name,owner\nx-dienst,X,berlin\n", encoding="utf-8")
+    code, _, err = invoke("catalog", "import", str(owner))
+    assert code == 1 and "owner.csv:2" in err
+    code, out, _ = invoke("catalog", "import", str(DATA_DIR / "munich_services_leika.csv"))
+    assert "287 Dienste neu" in out  # nothing of the refused files was written
+
+
+def test_demo_loads_once_and_prints_logins(env: str) -> None:
+    code, out, err = invoke("demo", "--if-empty")
+    assert code == 0, err
+    assert "Demodaten geladen" in out and "koordination" in out and "hotline-demo" in out
+    network_token = next(
+        line.split()[-1] for line in out.splitlines() if line.strip().startswith("network")
+    )
+    code, _, err = invoke("demo")
+    assert code == 1 and "already holds data" in err
+    code, out, _ = invoke("demo", "--if-empty")
+    assert code == 0 and "bereits Daten" in out and network_token in out
+    settings = settings_for(env)
+    db = Database.from_settings(settings)
+    try:
+        with TestClient(create_app(settings, db)) as client:
+            h = {"Authorization": f"Bearer {network_token}"}
+            tickets = client.get("/api/v1/tickets", params={"limit": 200}, headers=h).json()[
+                "items"
+            ]
+            assert len(tickets) >= 30
+            assert {t["status"] for t in tickets} == {
+                "new",
+                "open",
+                "waiting",
+                "resolved",
+                "closed",
+                "reopened",
+            }
+            assert {t["responsible_city"] for t in tickets} == {"muenchen", "augsburg", "nuernberg"}
+            assert any(t["merged_into"] for t in tickets)
+            cities = {c["key"]: c["ags"] for c in client.get("/api/v1/cities", headers=h).json()}
+            assert cities == {
+                "muenchen": "09162000",
+                "augsburg": "09761000",
+                "nuernberg": "09564000",
+            }
+            gewerbe = client.get("/api/v1/services/99050012104000", headers=h).json()
+            assert gewerbe["leika_key"] == "99050012104000"
+            with_ozg = client.get(
+                "/api/v1/services", params={"q": "Wohnsitzanmeldung"}, headers=h
+            ).json()["items"]
+            assert any(s["ozg_id"] for s in with_ozg)
+    finally:
+        db.dispose()
+
+
+def test_demo_refuses_production(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_ENV", "production")
+    monkeypatch.setenv("HOTLINE_SECRET_KEY", "p" * 40)
+    code, _, err = invoke("demo")
+    assert code == 1 and "development only" in err
+
+
+def test_serve_refuses_default_secret_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_ENV", "production")
+    monkeypatch.delenv("HOTLINE_SECRET_KEY", raising=False)
+    code, _, err = invoke("serve")
+    assert code == 1 and "HOTLINE_SECRET_KEY" in err
+
+
+def test_default_port_is_8000() -> None:
+    assert Settings.model_fields["port"].default == 8000
