@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from hotline.db import Database
 from hotline.errors import HotlineError
 from hotline.models import Role
+from hotline.routing import CityInfo, ServiceInfo
+from hotline.routing.cli import build_app
 from hotline.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -247,6 +249,39 @@ def catalog_import(
         fail(str(exc))
     finally:
         db.dispose()
+
+
+def db_catalog() -> tuple[list[CityInfo], list[ServiceInfo]]:
+    """The database's cities and services, for rule files without their own catalogue."""
+    from sqlmodel import select
+
+    from hotline.models import City, Service
+
+    db = open_db(load_settings())
+    try:
+        with db.read() as session:
+            cities = session.exec(select(City)).all()
+            keys = {c.id: c.key for c in cities}
+            return (
+                [CityInfo(key=c.key, name=c.name, active=c.active) for c in cities],
+                [
+                    ServiceInfo(
+                        key=s.key,
+                        name=s.name,
+                        owner=keys.get(s.owner_city_id) if s.owner_city_id else None,
+                        leika=s.leika_key,
+                        topic=s.topic,
+                    )
+                    for s in session.exec(select(Service)).all()
+                ],
+            )
+    except Exception as exc:  # no database yet: say so instead of a traceback
+        fail(f"cannot read cities and services from the database: {type(exc).__name__}")
+    finally:
+        db.dispose()
+
+
+app.add_typer(build_app(catalog_provider=db_catalog), name="rules", help="Routing rules.")
 
 
 def main() -> None:

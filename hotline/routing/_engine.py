@@ -54,7 +54,7 @@ def compile_rule(rule: Rule, position: int, rank: int, catalog: Catalog) -> Comp
     if when.service is not None:
         # A name the catalogue does not know stays as written: it can only match facts that
         # name the same unknown service, which is what an unvalidated rule set would expect.
-        services = frozenset(catalog.service_key(s) or s for s in when.service)
+        services = frozenset(k for s in when.service for k in (catalog.service_keys(s) or {s}))
     return CompiledRule(
         rule=rule,
         position=position,

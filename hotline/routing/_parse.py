@@ -395,12 +395,13 @@ def _check(
             )
         names.setdefault(service.key, service.key)
         if service.leika is not None:
-            if names.get(service.leika, service.key) != service.key:
+            # Several services may share a LeiKa key; it must not clash with a service key.
+            if service.leika in names and names[service.leika] == service.leika:
                 problem(
                     None,
                     f"services[{i}].leika",
                     ("services", i, "leika"),
-                    f"{service.leika!r} already names service {names[service.leika]!r}",
+                    f"{service.leika!r} is already the key of another service",
                 )
             names.setdefault(service.leika, service.key)
         if service.owner is not None and (msg := city_problem(service.owner)):

@@ -8,6 +8,8 @@ from hotline.routing import (
     Audience,
     CityInfo,
     Conditions,
+    Facts,
+    Router,
     Rule,
     RuleProblem,
     RuleSet,
@@ -294,8 +296,24 @@ def test_catalogue_problems_in_the_file():
     assert "duplicate city 'muenchen'" in messages
     assert "reserved" in messages
     assert "unknown city 'berlin'" in messages
-    assert "already names service 'a'" in messages
+    assert "'a' is already the key of another service" in messages
     assert all(p.line is not None for p in found)
+
+
+def test_services_may_share_a_leika_key_and_a_rule_naming_it_covers_all():
+    # Munich's catalogue has "Beglaubigung von bis zu 5 / 20 Dokumenten" under one LeiKa key.
+    text = (
+        "cities:\n  - {key: muenchen, name: München}\n  - {key: augsburg, name: Augsburg}\n"
+        "services:\n  - {key: beglaubigung-5, name: B5, leika: '99014002035000'}\n"
+        "  - {key: beglaubigung-20, name: B20, leika: '99014002035000'}\n"
+        "default_city: muenchen\n"
+        "rules:\n  - {id: r, owner: augsburg, when: {service: '99014002035000'},"
+        " route_to: augsburg}\n"
+    )
+    ruleset = parse_ruleset(text)
+    router = Router(ruleset)
+    for service in ("beglaubigung-5", "beglaubigung-20", "99014002035000"):
+        assert router.decide(Facts(origin_city="muenchen", service=service)).rule == "r"
 
 
 def test_not_a_mapping_and_empty_file():
