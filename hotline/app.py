@@ -9,8 +9,9 @@ from fastapi import APIRouter, FastAPI
 
 from hotline.api.errors import install_error_handlers
 from hotline.api.middleware import BodySizeLimit
-from hotline.api.routes import catalog, health, tickets
+from hotline.api.routes import catalog, health, routing, tickets
 from hotline.db import Database
+from hotline.services.rules import RouterCache
 from hotline.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -39,11 +40,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = database
+    app.state.router_cache = RouterCache()
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(tickets.router)
     api.include_router(catalog.router)
+    api.include_router(routing.router)
     app.include_router(api)
     app.include_router(health.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -272,6 +272,35 @@ class RoutingRule(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class RoutingConfig(SQLModel, table=True):
+    """The network's routing settings (one row) and a generation counter for router caches."""
+
+    __tablename__ = "routing_config"
+
+    id: int = Field(default=1, primary_key=True)
+    fallback: str = Field(default="origin_city", max_length=64)  # origin_city | a city key
+    # None: the setting HOTLINE_DEFAULT_CITY decides.
+    default_city: str | None = Field(default=None, max_length=64)
+    # Bumped by every change of rules, routing settings or the catalogue they depend on.
+    generation: int = 1
+    updated_at: datetime = _ts()
+
+
+class RoutingRuleEvent(SQLModel, table=True):
+    """The audit trail of the rules: every change with its actor and the rule before/after."""
+
+    __tablename__ = "routing_rule_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_key: str = Field(max_length=120, index=True)
+    version: int
+    kind: str = Field(max_length=32)  # created, updated, accepted, rejected, deleted, imported
+    actor: str = Field(max_length=120)
+    before: dict[str, Any] | None = _json()
+    after: dict[str, Any] | None = _json()
+    created_at: datetime = _ts()
+
+
 class KBEntry(SQLModel, table=True):
     __tablename__ = "kb_entry"
 
@@ -324,6 +353,8 @@ ALL_TABLES = [
     TicketEvent,
     IdempotencyRecord,
     RoutingRule,
+    RoutingConfig,
+    RoutingRuleEvent,
     KBEntry,
     OutboxDelivery,
 ]

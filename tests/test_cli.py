@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from hotline import migrate
 from hotline.app import create_app
 from hotline.cli import app
 from hotline.db import Database
@@ -34,7 +35,7 @@ def invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
 def test_db_upgrade_on_a_fresh_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOTLINE_DATABASE_URL", f"sqlite:///{tmp_path / 'sub' / 'new.db'}")
     code, out, _ = invoke("db", "upgrade")
-    assert code == 0 and "0001" in out
+    assert code == 0 and migrate.head_revision() in out
     assert (tmp_path / "sub" / "new.db").exists()
 
 

@@ -11,6 +11,7 @@ from hotline.db import Database
 from hotline.errors import Unauthorized
 from hotline.services.actors import Actor
 from hotline.services.auth import authenticate_token
+from hotline.services.rules import RouterCache
 from hotline.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `hotline token create`.")
@@ -24,7 +25,12 @@ def get_db(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
+def get_router_cache(request: Request) -> RouterCache:
+    return request.app.state.router_cache  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RouterCacheDep = Annotated[RouterCache, Depends(get_router_cache)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 
 

@@ -30,6 +30,7 @@ from hotline.services import tickets as svc
 from hotline.services.actors import Actor
 from hotline.services.auth import create_token, create_user, staff_actor
 from hotline.services.catalog import import_services, read_catalog
+from hotline.services.rules import RouterCache, import_rules
 from hotline.services.sla import parse_service_hours
 from hotline.settings import Settings
 
@@ -96,11 +97,19 @@ def load_demo(db: Database, settings: Settings, *, tokens_file: Path | None = No
         }
         for key in ("muenchen", "augsburg", "nuernberg"):
             tokens[key] = create_token(session, name=f"Demo: Website {key}", city_key=key).secret
+        rules = import_rules(
+            session,
+            Actor(label="demo", city_id=None, network=True),
+            (DEMO_DIR / "rules.yml").read_text(encoding="utf-8"),
+            source="rules.yml",
+            default_city=settings.default_city,
+        )
         n_tickets = _tickets(session, settings)
         counts = {
             "cities": len(session.exec(select(City)).all()),
             "services": len(session.exec(select(Service)).all()),
             "users": len(DEMO_USERS),
+            "rules": rules.created,
             "tickets": n_tickets,
         }
     if tokens_file is not None:
@@ -167,6 +176,7 @@ def _tickets(session: Session, settings: Settings) -> int:
     sla = svc.SLAPolicy(settings.sla_first_response_hours, settings.sla_resolution_hours)
     created: list[Ticket] = []
     now = utcnow()
+    cache = RouterCache()
     for spec in specs:
         channel_actor = Actor(label=f"kanal:{spec['channel']}", city_id=None, network=True)
         data = TicketCreate(
@@ -180,7 +190,12 @@ def _tickets(session: Session, settings: Settings) -> int:
             requester=spec.get("requester"),
         )
         ticket = svc.create_ticket(
-            session, channel_actor, data, default_city=settings.default_city, sla=sla
+            session,
+            channel_actor,
+            data,
+            default_city=settings.default_city,
+            sla=sla,
+            router_cache=cache,
         )
         ident = ticket.id or 0
 

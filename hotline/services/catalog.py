@@ -13,6 +13,7 @@ from sqlmodel import Session, col, or_, select
 
 from hotline.errors import InvalidInput, NotFound
 from hotline.models import City, Service
+from hotline.services.rules import bump_generation
 
 _UMLAUTS = str.maketrans(
     {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue"}
@@ -216,5 +217,6 @@ def import_services(session: Session, rows: Iterable[ServiceRow], *, source: str
             service.owner_city_id = owner_id
         session.add(service)
         result.keys.append(row.key)
+    bump_generation(session)  # owners and LeiKa keys feed routing
     session.flush()
     return result

@@ -1,4 +1,4 @@
-"""Who is responsible for a new ticket: the decision and its trace, stored on the ticket."""
+"""Who is responsible for a new ticket: the router's decision and its trace, stored on the ticket."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from sqlmodel import Session
 
 from hotline.errors import InvalidInput
 from hotline.models import City, Service
+from hotline.routing import Facts
 from hotline.services.catalog import find_city
+from hotline.services.rules import RouterCache
 
 
 @dataclass(frozen=True, slots=True)
 class TicketFacts:
-    """What routing may look at; keys as the API received them."""
+    """What routing may look at, resolved against the catalogue."""
 
     origin_city: City | None
     service: Service | None
@@ -31,45 +33,26 @@ class Routed:
     sla_hours: int | None = None
 
 
-def route_ticket(session: Session, facts: TicketFacts, *, default_city: str) -> Routed:
-    """The origin city when it is known and active, else the configured default city."""
-    origin = facts.origin_city
-    if origin is not None and origin.active:
-        return Routed(
-            city=origin,
-            decision={
-                "city": origin.key,
-                "rule": None,
-                "rule_version": None,
-                "via": "fallback",
-                "trace": [
-                    {
-                        "result": "fallback",
-                        "detail": f"Herkunftsstadt {origin.name} ist zuständig (Rückfallregel).",
-                    }
-                ],
-            },
+def route_ticket(
+    session: Session, facts: TicketFacts, *, default_city: str, cache: RouterCache
+) -> Routed:
+    """Decide with the network's current rules: first matching rule, else fallback, else default."""
+    router = cache.get(session, default_city=default_city)
+    decision = router.decide(
+        Facts(
+            origin_city=facts.origin_city.key if facts.origin_city else None,
+            service=facts.service.key if facts.service else None,
+            topic=facts.topic,
+            audience=facts.audience,  # type: ignore[arg-type]
+            channel=facts.channel,
+            text=facts.text,
         )
-    city = find_city(session, default_city)
-    if city is None or not city.active:
+    )
+    city = find_city(session, decision.city)
+    if city is None:
         raise InvalidInput(
-            f"No responsible city: the origin city is unknown or inactive and the default city "
-            f"{default_city!r} does not exist or is inactive (setting HOTLINE_DEFAULT_CITY).",
+            f"No responsible city: routing chose {decision.city!r}, which does not exist; check "
+            "default_city of the rules (or HOTLINE_DEFAULT_CITY).",
             code="no_responsible_city",
         )
-    why = "unbekannt" if origin is None else f"{origin.name} (inaktiv)"
-    return Routed(
-        city=city,
-        decision={
-            "city": city.key,
-            "rule": None,
-            "rule_version": None,
-            "via": "default",
-            "trace": [
-                {
-                    "result": "default",
-                    "detail": f"Herkunftsstadt {why}: Standardstadt {city.name} ist zuständig.",
-                }
-            ],
-        },
-    )
+    return Routed(city=city, decision=decision.to_dict(), sla_hours=decision.sla_hours)

@@ -37,6 +37,7 @@ from hotline.schemas import RequesterIn, TicketCreate
 from hotline.services.actors import Actor
 from hotline.services.catalog import get_city, get_service
 from hotline.services.routing import TicketFacts, route_ticket
+from hotline.services.rules import RouterCache
 from hotline.services.sla import add_service_hours
 
 S = TicketStatus
@@ -353,6 +354,7 @@ def create_ticket(
     *,
     default_city: str,
     sla: SLAPolicy,
+    router_cache: RouterCache,
 ) -> Ticket:
     origin = get_city(session, data.origin_city, field="origin_city") if data.origin_city else None
     service = get_service(session, data.service) if data.service else None
@@ -367,6 +369,7 @@ def create_ticket(
             text=f"{data.subject}\n{data.body}",
         ),
         default_city=default_city,
+        cache=router_cache,
     )
     now = utcnow()
     requester = _requester(session, data.requester)

@@ -14,6 +14,7 @@ from hotline.models import MessageKind, TicketEvent, TicketStatus
 from hotline.schemas import TicketCreate
 from hotline.services import tickets as svc
 from hotline.services.actors import Actor
+from hotline.services.rules import RouterCache
 
 SLA = svc.SLAPolicy(24, 120)
 ACTOR = Actor(label="staff:test", city_id=None, network=True)
@@ -37,6 +38,7 @@ def _ticket_in(db: Database, status: TicketStatus) -> int:
             TicketCreate(subject="x", body="y", origin_city="muenchen"),
             default_city="muenchen",
             sla=SLA,
+            router_cache=RouterCache(),
         )
         for step in PATHS[status]:
             svc.change_status(s, ACTOR, t.id or 0, to=step, version=t.version)

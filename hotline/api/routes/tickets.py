@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from hotline.api.deps import ActorDep, DatabaseDep, SettingsDep
+from hotline.api.deps import ActorDep, DatabaseDep, RouterCacheDep, SettingsDep
 from hotline.api.presenters import events_out, messages_out, ticket_out, tickets_out
 from hotline.db import Database
 from hotline.models import Audience, Channel, Message, MessageKind, Ticket, TicketStatus
@@ -108,13 +108,19 @@ def create_ticket(
     actor: ActorDep,
     db: DatabaseDep,
     settings: SettingsDep,
+    router_cache: RouterCacheDep,
     idempotency_key: IdempotencyKey = None,
 ) -> BaseModel | JSONResponse:
     """Open a ticket; it is routed to the responsible city at once."""
 
     def run(session: Session) -> tuple[int, BaseModel]:
         ticket = svc.create_ticket(
-            session, actor, data, default_city=settings.default_city, sla=_sla(settings)
+            session,
+            actor,
+            data,
+            default_city=settings.default_city,
+            sla=_sla(settings),
+            router_cache=router_cache,
         )
         return ticket.id or 0, ticket_out(session, ticket)
 
