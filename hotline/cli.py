@@ -281,7 +281,93 @@ def db_catalog() -> tuple[list[CityInfo], list[ServiceInfo]]:
         db.dispose()
 
 
-app.add_typer(build_app(catalog_provider=db_catalog), name="rules", help="Routing rules.")
+rules_app = build_app(catalog_provider=db_catalog)
+app.add_typer(rules_app, name="rules", help="Routing rules: check, explain, coverage, import, export, replay.")
+
+NETWORK_ADMIN = "cli"  # the operator at the console acts for the whole network
+
+
+def _read_rule_file(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"{file}: no such file")
+    except UnicodeDecodeError:
+        fail(f"{file}: not UTF-8 text")
+
+
+@rules_app.command("import")
+def rules_import(file: Annotated[Path, typer.Argument(help="Rule file (YAML).")]) -> None:
+    """Replace the database's rule set with FILE (validated as a whole; nothing on error)."""
+    from hotline.services.actors import Actor
+    from hotline.services.rules import import_rules
+
+    text = _read_rule_file(file)
+    settings = load_settings()
+    db = open_db(settings)
+    try:
+        with db.write() as session:
+            summary = import_rules(
+                session, Actor(label=NETWORK_ADMIN, city_id=None, network=True), text,
+                source=str(file), default_city=settings.default_city,
+            )
+        typer.echo(
+            f"{file}: {summary.created} Regeln neu, {summary.updated} geändert, {summary.deleted} entfernt"
+            + (f"; vorgeschlagen: {', '.join(summary.proposed)}" if summary.proposed else "")
+        )
+    except HotlineError as exc:
+        fail(exc.detail)
+    finally:
+        db.dispose()
+
+
+@rules_app.command("export")
+def rules_export() -> None:
+    """Print the database's rule set as a YAML rule file."""
+    from hotline.services.rules import export_rules
+
+    settings = load_settings()
+    db = open_db(settings)
+    try:
+        with db.read() as session:
+            typer.echo(export_rules(session, default_city=settings.default_city), nl=False)
+    finally:
+        db.dispose()
+
+
+@rules_app.command("replay")
+def rules_replay(
+    file: Annotated[Path, typer.Argument(help="Draft rule file (YAML).")],
+    days: Annotated[int, typer.Option(min=1, help="Tickets of the last N days.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per moved ticket.")] = False,
+) -> None:
+    """Re-route the recent tickets under FILE and list those that would move."""
+    import json
+
+    from hotline.routing import replay
+    from hotline.services.actors import Actor
+    from hotline.services.rules import parse_against_db, recent_tickets
+
+    text = _read_rule_file(file)
+    settings = load_settings()
+    db = open_db(settings)
+    try:
+        with db.read() as session:
+            draft = parse_against_db(session, text, source=str(file), default_city=settings.default_city)
+            tickets = list(recent_tickets(session, Actor(label=NETWORK_ADMIN, city_id=None, network=True), days=days))
+    except HotlineError as exc:
+        fail(exc.detail)
+    finally:
+        db.dispose()
+    moves = replay(draft, tickets)
+    if as_json:
+        for move in moves:
+            typer.echo(json.dumps(move.model_dump(mode="json"), ensure_ascii=False))
+        return
+    for move in moves:
+        how = f"Regel {move.rule}" if move.rule else move.via
+        typer.echo(f"{move.ref}: {move.from_city} → {move.to_city} ({how})")
+    typer.echo(f"{len(moves)} von {len(tickets)} Tickets der letzten {days} Tage würden wechseln.")
 
 
 def main() -> None:

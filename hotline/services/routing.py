@@ -14,6 +14,9 @@ from hotline.services.catalog import find_city
 from hotline.services.rules import RouterCache
 
 
+FULL_TRACE_LIMIT = 300
+
+
 @dataclass(frozen=True, slots=True)
 class TicketFacts:
     """What routing may look at, resolved against the catalogue."""
@@ -38,15 +41,18 @@ def route_ticket(
 ) -> Routed:
     """Decide with the network's current rules: first matching rule, else fallback, else default."""
     router = cache.get(session, default_city=default_city)
+    # Staff read the trace on the ticket: list every rule tried while that stays short; with
+    # very large rule sets keep the indexed trace (rules the index excluded are counted).
     decision = router.decide(
-        Facts(
+        full_trace=len(router.compiled) <= FULL_TRACE_LIMIT,
+        facts=Facts(
             origin_city=facts.origin_city.key if facts.origin_city else None,
             service=facts.service.key if facts.service else None,
             topic=facts.topic,
             audience=facts.audience,  # type: ignore[arg-type]
             channel=facts.channel,
             text=facts.text,
-        )
+        ),
     )
     city = find_city(session, decision.city)
     if city is None:
