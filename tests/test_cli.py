@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,47 @@ def test_serve_refuses_default_secret_in_production(monkeypatch: pytest.MonkeyPa
 
 def test_default_port_is_8000() -> None:
     assert Settings.model_fields["port"].default == 8000
+
+
+DEMO_RULES = Path(__file__).resolve().parent.parent / "hotline" / "demo" / "rules.yml"
+
+
+def test_rules_tools_on_the_demo_database(env: str, tmp_path: Path) -> None:
+    assert invoke("demo")[0] == 0
+    code, out, err = invoke("rules", "check", str(DEMO_RULES))
+    assert code == 0, err
+    assert "proposed_delegation" in out and "aug-hundesteuer-an-nuernberg" in out
+    assert invoke("rules", "check", str(DEMO_RULES), "--strict")[0] == 1
+    code, out, _ = invoke("rules", "coverage", str(DEMO_RULES))
+    assert code == 0 and "epayment-alle" in out
+    code, out, _ = invoke(
+        "rules", "explain", str(DEMO_RULES),
+        input='{"origin_city": "nuernberg", "service": "epayment"}\n{"origin_city": "augsburg"}\n',
+    )
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(x["city"], x["rule"], x["via"]) for x in lines] == [
+        ("augsburg", "epayment-alle", "rule"),
+        ("augsburg", None, "fallback"),
+    ]
+    code, exported, _ = invoke("rules", "export")
+    assert code == 0 and "id: epayment-alle" in exported and "cities:" not in exported
+    draft = tmp_path / "draft.yml"
+    draft.write_text(exported.replace("route_to: augsburg", "route_to: nuernberg"), encoding="utf-8")
+    code, out, _ = invoke("rules", "replay", str(draft), "--days", "30")
+    assert code == 0 and "augsburg → nuernberg (Regel epayment-alle)" in out
+    code, out, _ = invoke("rules", "import", str(draft))
+    assert code == 0 and "geändert" in out
+    code, exported_again, _ = invoke("rules", "export")
+    assert "route_to: augsburg" not in exported_again.split("id: epayment-alle")[1].split("- id:")[0]
+
+
+def test_rules_import_refuses_a_bad_file_and_keeps_the_rules(env: str, tmp_path: Path) -> None:
+    assert invoke("demo")[0] == 0
+    before = invoke("rules", "export")[1]
+    bad = tmp_path / "bad.yml"
+    bad.write_text(before.replace("owner: augsburg", "owner: atlantis", 1), encoding="utf-8")
+    code, _, err = invoke("rules", "import", str(bad))
+    assert code == 1 and "bad.yml" in err and "atlantis" in err and "owner" in err
+    assert invoke("rules", "export")[1] == before
+    code, _, err = invoke("rules", "import", str(tmp_path / "none.yml"))
+    assert code == 1 and "no such file" in err
