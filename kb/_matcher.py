@@ -1,0 +1,478 @@
+"""The KB matcher: an incremental inverted index (stems + character 3-grams) with a fuzzy rerank."""
+
+from __future__ import annotations
+
+import heapq
+import math
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any, Literal
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
+
+from kb._entry import AUDIENCES, KBEntry
+from kb._text import Analyzer, Token
+
+Decision = Literal["answer", "suggest", "handover"]
+_Partition = tuple[str | None, str]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where the decisions fall; the defaults come from the kb_dev figures (docs/matching.md)."""
+
+    # Confident answer: score and lead over the second entry both high enough.
+    answer: float = 64.0
+    margin: float = 10.0
+    # Offer "Meinten Sie …?" choices from here; below it the question goes to a person.
+    suggest: float = 50.0
+    # Below this nothing is even reported as the best guess.
+    floor: float = 20.0
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the final score (0–100) mixes the index scores and the fuzzy rerank."""
+
+    words: float = 0.05
+    chars: float = 0.20
+    fuzzy: float = 0.40
+    dice: float = 0.35
+    # Query words the KB does not know count this much (of a rare word) against coverage.
+    unknown: float = 0.5
+    # The parts of a compound the KB also knows whole ("Ausweis" in "Personalausweis").
+    part: float = 0.5
+    # A word only found after typo correction.
+    corrected: float = 0.8
+
+
+@dataclass
+class MatchResult:
+    """The outcome of one question: a decision, the best entry and the runners-up."""
+
+    decision: Decision
+    entry: str | None
+    score: float
+    alternatives: list[tuple[str, float]] = field(default_factory=list)
+    suggest_threshold: float = 0.0
+
+    @property
+    def suggestions(self) -> list[str]:
+        """Ids to offer for "Meinten Sie …?" (up to three, best first); empty unless suggest."""
+        if self.decision != "suggest" or self.entry is None:
+            return []
+        ranked = [(self.entry, self.score), *self.alternatives]
+        return [i for i, s in ranked if s >= self.suggest_threshold][:3]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "entry": self.entry,
+            "score": round(self.score, 1),
+            "alternatives": [[i, round(s, 1)] for i, s in self.alternatives],
+            "suggestions": self.suggestions,
+        }
+
+
+@dataclass(slots=True)
+class Candidate:
+    """An entry found for a question with its feature scores (0–1 each), for ranking and tuning."""
+
+    entry_id: str
+    words: float
+    chars: float
+    fuzzy: float = 0.0
+    dice: float = 0.0
+
+
+@dataclass
+class _Doc:
+    entry: KBEntry
+    slot: int
+    partition: _Partition
+    # Title and questions as space-joined stems: the fuzzy rerank compares against these.
+    variants: tuple[str, ...]
+    terms: tuple[str, ...]
+    # Grams are not kept (memory): removal recomputes them from `variants`.
+    surface: tuple[str, ...]
+
+    def grams(self) -> set[str]:
+        return _grams({word for variant in self.variants for word in variant.split()})
+
+
+class _Postings:
+    """Posting lists of one partition (city × audience); slots ascend, so lists stay sorted."""
+
+    def __init__(self) -> None:
+        self.words: dict[str, array[int]] = {}
+        self.grams: dict[str, array[int]] = {}
+
+
+def _grams(stems: Iterable[str]) -> set[str]:
+    grams: set[str] = set()
+    for stem in stems:
+        padded = f"#{stem}#"
+        grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
+    return grams
+
+
+def _idf(df: int, n: int) -> float:
+    # BM25's idf, kept positive: a word in every entry still counts a little.
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+class Matcher:
+    """Matches questions to KB entries, city- and audience-aware; updates are incremental."""
+
+    candidates = 200
+    dice_candidates = 20
+    # Words and grams in more entries than these shares do not count (see _candidates).
+    common_word_share = 0.10
+    common_gram_share = 0.02
+
+    def __init__(
+        self,
+        entries: Iterable[KBEntry] = (),
+        *,
+        synonyms: Mapping[str, Iterable[str]] | None = None,
+        thresholds: Thresholds | None = None,
+        weights: Weights | None = None,
+    ) -> None:
+        self.analyzer = Analyzer(synonyms)
+        self.thresholds = thresholds or Thresholds()
+        self.weights = weights or Weights()
+        self._entries: dict[str, KBEntry] = {}
+        self._docs: dict[int, _Doc] = {}
+        self._slot_of: dict[str, int] = {}
+        self._next_slot = 0
+        self._parts: dict[_Partition, _Postings] = {}
+        self._df_words: Counter[str] = Counter()
+        self._df_grams: Counter[str] = Counter()
+        self._surface: Counter[str] = Counter()
+        self._vocab_by_len: dict[int, list[str]] | None = None
+        for entry in entries:
+            self.add(entry)
+
+    # --- the KB -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._entries
+
+    def get(self, entry_id: str) -> KBEntry | None:
+        return self._entries.get(entry_id)
+
+    def entries(self) -> list[KBEntry]:
+        return list(self._entries.values())
+
+    def add(self, entry: KBEntry) -> None:
+        """Add a new entry (draft entries are kept but never matched); the id must be new."""
+        if entry.id in self._entries:
+            raise ValueError(f"entry {entry.id!r} is already in the matcher; use upsert()")
+        if entry.audience not in AUDIENCES:
+            raise ValueError(f"entry {entry.id!r}: audience must be one of {', '.join(AUDIENCES)}")
+        self._entries[entry.id] = entry
+        if entry.status == "draft":
+            return
+        self._index(entry)
+
+    def upsert(self, entry: KBEntry) -> None:
+        """Add or replace an entry; new question variants take effect at once."""
+        if entry.id in self._entries:
+            self.remove(entry.id)
+        self.add(entry)
+
+    def remove(self, entry_id: str) -> KBEntry:
+        """Remove an entry by id and return it; `KeyError` when there is none."""
+        entry = self._entries.pop(entry_id)
+        slot = self._slot_of.pop(entry_id, None)
+        if slot is not None:
+            self._unindex(self._docs.pop(slot))
+        return entry
+
+    def _index(self, entry: KBEntry) -> None:
+        slot = self._next_slot
+        self._next_slot += 1
+        texts = [entry.title, *entry.questions]
+        variants: list[str] = []
+        terms: set[str] = set()
+        for text in texts:
+            tokens = self.analyzer.tokens(text)
+            variants.append(" ".join(t.stem for t in tokens))
+            for token in tokens:
+                terms.add(token.stem)
+                terms.update(token.parts)
+        # Whole words of the KB help split compounds in questions ("Kontoübersicht").
+        surface = tuple({w for text in texts for w in self.analyzer.content_words(text)})
+        doc = _Doc(
+            entry=entry,
+            slot=slot,
+            partition=(entry.city, entry.audience),
+            variants=tuple(variants),
+            terms=tuple(sorted(terms)),
+            surface=surface,
+        )
+        part = self._parts.setdefault(doc.partition, _Postings())
+        for term in doc.terms:
+            part.words.setdefault(term, array("i")).append(slot)
+            if self._df_words[term] == 0:
+                self._vocab_by_len = None
+            self._df_words[term] += 1
+        for gram in doc.grams():
+            part.grams.setdefault(gram, array("i")).append(slot)
+            self._df_grams[gram] += 1
+        self._surface.update(surface)
+        self._docs[slot] = doc
+        self._slot_of[entry.id] = slot
+
+    def _unindex(self, doc: _Doc) -> None:
+        part = self._parts[doc.partition]
+        for table, counts, keys in (
+            (part.words, self._df_words, doc.terms),
+            (part.grams, self._df_grams, doc.grams()),
+        ):
+            for key in keys:
+                postings = table[key]
+                postings.remove(doc.slot)
+                if not postings:
+                    del table[key]
+                counts[key] -= 1
+                if counts[key] <= 0:
+                    del counts[key]
+                    if counts is self._df_words:
+                        self._vocab_by_len = None
+        self._surface.subtract(doc.surface)
+        for word in doc.surface:
+            if self._surface[word] <= 0:
+                del self._surface[word]
+
+    # --- matching ---------------------------------------------------------------------
+
+    def match(
+        self, question: str, *, city: str | None = None, audience: str = "external"
+    ) -> MatchResult:
+        """Match one question; the decision follows `self.thresholds`."""
+        ranked = self._rank(question, city=city, audience=audience, limit=4)
+        t = self.thresholds
+        if not ranked or ranked[0][1] < t.floor:
+            return MatchResult("handover", None, ranked[0][1] if ranked else 0.0, [], t.suggest)
+        best_id, best = ranked[0]
+        second = ranked[1][1] if len(ranked) > 1 else 0.0
+        alternatives = [(i, s) for i, s in ranked[1:4] if s >= t.floor]
+        decision: Decision
+        if best >= t.answer and best - second >= t.margin:
+            decision = "answer"
+        elif best >= t.suggest:
+            decision = "suggest"
+        else:
+            decision = "handover"
+        return MatchResult(decision, best_id, best, alternatives, t.suggest)
+
+    def search(
+        self,
+        question: str,
+        *,
+        city: str | None = None,
+        audience: str = "external",
+        limit: int = 10,
+    ) -> list[tuple[str, float]]:
+        """The entries a question may ask for, best first, as (id, score 0–100)."""
+        return self._rank(question, city=city, audience=audience, limit=limit)
+
+    def _partitions(self, city: str | None, audience: str) -> list[_Postings]:
+        if audience not in AUDIENCES:
+            raise ValueError(f"audience must be one of {', '.join(AUDIENCES)}, not {audience!r}")
+        # Staff see what citizens see plus internal entries; a city sees shared + its own.
+        audiences = ["external", "internal"] if audience == "internal" else ["external"]
+        cities: list[str | None] = [None] if city is None else [None, city]
+        return [self._parts[(c, a)] for c in cities for a in audiences if (c, a) in self._parts]
+
+    def _vocabulary(self) -> dict[int, list[str]]:
+        if self._vocab_by_len is None:
+            by_len: dict[int, list[str]] = {}
+            for term in self._df_words:
+                by_len.setdefault(len(term), []).append(term)
+            self._vocab_by_len = by_len
+        return self._vocab_by_len
+
+    def _correct(self, stem: str) -> str | None:
+        """The nearest known stem within a small edit distance, for typos."""
+        if len(stem) < 5 or stem.isdigit():
+            return None
+        limit = 1 if len(stem) < 9 else 2
+        vocab = self._vocabulary()
+        best: tuple[int, int, str] | None = None
+        for length in range(len(stem) - limit, len(stem) + limit + 1):
+            words = vocab.get(length)
+            if not words:
+                continue
+            hit = process.extractOne(stem, words, scorer=Levenshtein.distance, score_cutoff=limit)
+            if hit is not None:
+                # Prefer the closest, then the most common word (likelier meant).
+                rank = (int(hit[1]), -self._df_words[hit[0]], hit[0])
+                if best is None or rank < best:
+                    best = rank
+        return best[2] if best is not None else None
+
+    def _query_terms(self, tokens: list[Token]) -> dict[str, float]:
+        w = self.weights
+        known = self._df_words
+        weights: dict[str, float] = {}
+
+        def put(term: str, weight: float) -> None:
+            if weight > weights.get(term, 0.0):
+                weights[term] = weight
+
+        for token in tokens:
+            if token.stem in known:
+                put(token.stem, 1.0)
+                for part in token.parts:
+                    if part in known:
+                        put(part, w.part)
+                continue
+            known_parts = [p for p in token.parts if p in known]
+            if known_parts:
+                for part in token.parts:
+                    put(part, 1.0 if part in known else w.unknown)
+                continue
+            corrected = self._correct(token.stem)
+            if corrected is not None:
+                put(corrected, w.corrected)
+            else:
+                put(token.stem, w.unknown)
+        return weights
+
+    def _rank(
+        self, question: str, *, city: str | None, audience: str, limit: int
+    ) -> list[tuple[str, float]]:
+        w = self.weights
+        scored = [
+            (
+                c.entry_id,
+                100.0
+                * (w.words * c.words + w.chars * c.chars + w.fuzzy * c.fuzzy + w.dice * c.dice),
+            )
+            for c in self._candidates(question, city=city, audience=audience)
+        ]
+        scored.sort(key=lambda item: (-item[1], item[0]))
+        return scored[:limit]
+
+    def _candidates(self, question: str, *, city: str | None, audience: str) -> list[Candidate]:
+        """The best entries for a question with their feature scores (each 0–1)."""
+        partitions = self._partitions(city, audience)
+        if not partitions or not self._docs:
+            return []
+        tokens = self.analyzer.tokens(question, self._surface)
+        if not tokens:
+            return []
+        n = len(self._docs)
+        w = self.weights
+        term_weights = self._query_terms(tokens)
+        # Words in a large share of the KB ("online", "beantragen" in a big KB) say little about
+        # which entry is meant and their posting lists are long: they are left out.
+        frequent = max(50, int(n * self.common_word_share))
+        df_words = self._df_words
+        term_idf = {
+            t: wt * _idf(df_words.get(t, 0), n)
+            for t, wt in term_weights.items()
+            if df_words.get(t, 0) <= frequent
+        }
+        word_total = sum(term_idf.values()) or 1.0
+        grams = _grams(t.stem for t in tokens)
+        gram_idf = {g: _idf(self._df_grams.get(g, 0), n) for g in grams}
+        gram_total = sum(gram_idf.values()) or 1.0
+        # Grams in a large share of the KB are left out of the char score altogether: their
+        # weight is small and their posting lists would dominate the time per question.
+        common = max(50, int(n * self.common_gram_share))
+        gram_idf = {g: v for g, v in gram_idf.items() if self._df_grams.get(g, 0) <= common}
+        gram_total = sum(gram_idf.values()) or 1.0
+
+        # Candidate search over the posting lists; words and grams as shares of the query.
+        acc_words: dict[int, float] = {}
+        acc_grams: dict[int, float] = {}
+        for part in partitions:
+            get = acc_words.get
+            for term, value in term_idf.items():
+                postings = part.words.get(term)
+                if postings is not None:
+                    share = value / word_total
+                    for slot in postings:
+                        acc_words[slot] = get(slot, 0.0) + share
+            get = acc_grams.get
+            for gram, value in gram_idf.items():
+                postings = part.grams.get(gram)
+                if postings is not None:
+                    share = value / gram_total
+                    for slot in postings:
+                        acc_grams[slot] = get(slot, 0.0) + share
+        if not acc_words and not acc_grams:
+            return []
+        # The prefilter ranks by the index score alone (words + grams, equal weights).
+        pool = dict(acc_grams)
+        get = pool.get
+        for slot, value in acc_words.items():
+            pool[slot] = get(slot, 0.0) + value
+        if len(pool) > self.candidates:
+            chosen = [
+                s for s, _ in heapq.nlargest(self.candidates, pool.items(), key=itemgetter(1))
+            ]
+        else:
+            chosen = list(pool)
+        wget, gget = acc_words.get, acc_grams.get
+
+        # Rerank: the fuzzy similarity of the closest variant.
+        query_text = " ".join(t.stem for t in tokens)
+        choices: list[str] = []
+        owners: list[int] = []
+        found: dict[int, Candidate] = {}
+        for slot in chosen:
+            doc = self._docs[slot]
+            found[slot] = Candidate(doc.entry.id, wget(slot, 0.0), gget(slot, 0.0))
+            choices.extend(doc.variants)
+            owners.extend([slot] * len(doc.variants))
+        set_scores = {
+            i: s
+            for _, s, i in process.extract(
+                query_text, choices, scorer=fuzz.token_set_ratio, limit=None
+            )
+        }
+        for _, sort_score, i in process.extract(
+            query_text, choices, scorer=fuzz.token_sort_ratio, limit=None
+        ):
+            # token_set alone gives 100 whenever one side's words are a subset of the other's.
+            value = (sort_score + set_scores.get(i, 0.0)) / 200.0
+            candidate = found[owners[i]]
+            if value > candidate.fuzzy:
+                candidate.fuzzy = value
+
+        # The closest few also get the weighted word overlap with their best variant, which
+        # (unlike coverage of the question) drops when the question names only part of it.
+        ranked = sorted(
+            found.items(),
+            key=lambda kv: -(w.words * kv[1].words + w.chars * kv[1].chars + w.fuzzy * kv[1].fuzzy),
+        )
+        df = self._df_words
+        idf_of: dict[str, float] = {}
+        for slot, candidate in ranked[: self.dice_candidates]:
+            best = 0.0
+            for variant in self._docs[slot].variants:
+                terms = set(variant.split())
+                if not terms:
+                    continue
+                mass = 0.0
+                overlap = 0.0
+                for term in terms:
+                    cached = idf_of.get(term)
+                    if cached is None:
+                        cached = idf_of[term] = _idf(df.get(term, 0), n)
+                    mass += cached
+                    overlap += term_idf.get(term, 0.0)
+                best = max(best, 2.0 * overlap / (word_total + mass))
+            candidate.dice = min(1.0, best)
+        return [c for _, c in ranked]

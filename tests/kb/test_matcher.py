@@ -1,0 +1,256 @@
+"""The matcher: ranking, decisions, city and audience isolation, incremental updates."""
+
+from __future__ import annotations
+
+import pytest
+
+from kb import KBEntry, Matcher, MatchResult, Thresholds
+
+
+def entry(
+    entry_id: str,
+    questions: list[str],
+    *,
+    title: str | None = None,
+    city: str | None = None,
+    audience: str = "external",
+    status: str = "published",
+) -> KBEntry:
+    return KBEntry(
+        id=entry_id,
+        title=title or questions[0],
+        service="test",
+        city=city,
+        audience=audience,
+        questions=questions,
+        answer=f"Antwort {entry_id}",
+        status=status,
+    )
+
+
+def small_kb() -> list[KBEntry]:
+    return [
+        entry(
+            "bayernid-passwort",
+            [
+                "Ich habe mein Passwort für die BayernID vergessen.",
+                "BayernID-Passwort zurücksetzen",
+            ],
+            title="BayernID-Passwort vergessen",
+        ),
+        entry("bayernid-registrieren", ["Wie lege ich ein BayernID-Konto an?"]),
+        entry("ausweis-beantragen", ["Wie beantrage ich einen neuen Personalausweis?"]),
+        entry("auto-zulassen", ["Wie lasse ich mein Fahrzeug zu?", "Auto zulassen"]),
+        entry("termin-absagen", ["Wie sage ich meinen Termin im Bürgerbüro ab?"]),
+        entry("termin-verschieben", ["Wie verschiebe ich meinen Termin im Bürgerbüro?"]),
+        entry("epayment-quittung", ["Wo finde ich die Quittung meiner Zahlung?"]),
+        entry("hundesteuer", ["Wie melde ich meinen Hund zur Hundesteuer an?"]),
+        entry("gewerbe-anmelden", ["Wie melde ich ein Gewerbe an?"]),
+        entry("wohnsitz-ummelden", ["Ich bin umgezogen und muss meinen Wohnsitz ummelden."]),
+    ]
+
+
+def best(matcher: Matcher, question: str, **kwargs: str | None) -> str | None:
+    return matcher.match(question, **kwargs).entry  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Ich habe mein Passwort für die BayernID vergessen.", "bayernid-passwort"),
+        ("bayernid kennwort vergesen", "bayernid-passwort"),  # synonym + typo
+        ("BAYERNID PASSWORT VERGESSEN", "bayernid-passwort"),
+        ("Perso beantragen", "ausweis-beantragen"),  # citizen word
+        ("Ausweis neu beantragen", "ausweis-beantragen"),  # compound part
+        ("Kfz zulassen", "auto-zulassen"),
+        ("Termin absagen", "termin-absagen"),
+        ("Termin verschieben", "termin-verschieben"),
+        ("Zahlungsquittung finden", "epayment-quittung"),
+        ("Hundesteuer anmelden", "hundesteuer"),
+        ("Ich bin umgezogen", "wohnsitz-ummelden"),
+        ("Personalauswies beantragen", "ausweis-beantragen"),  # typo in a long word
+    ],
+)
+def test_finds_the_right_entry(question: str, expected: str) -> None:
+    assert best(Matcher(small_kb()), question) == expected
+
+
+def test_exact_question_is_answered_confidently() -> None:
+    result = Matcher(small_kb()).match("Wie beantrage ich einen neuen Personalausweis?")
+    assert result.decision == "answer"
+    assert result.entry == "ausweis-beantragen"
+    assert 0 <= result.score <= 100
+
+
+def test_unrelated_question_is_handed_over() -> None:
+    matcher = Matcher(small_kb())
+    for question in ("Wie wird das Wetter morgen?", "Wer ist Bundeskanzler?", "hallo", "?!"):
+        assert matcher.match(question).decision == "handover", question
+
+
+def test_vague_question_gets_suggestions_not_an_answer() -> None:
+    result = Matcher(small_kb()).match("Termin im Bürgerbüro")
+    assert result.decision == "suggest"
+    assert set(result.suggestions[:2]) == {"termin-absagen", "termin-verschieben"}
+    assert len(result.suggestions) <= 3
+
+
+def test_result_fields_and_dict() -> None:
+    result = Matcher(small_kb()).match("BayernID")
+    assert isinstance(result, MatchResult)
+    ids = [result.entry, *(i for i, _ in result.alternatives)]
+    assert len(ids) == len(set(ids)) and len(result.alternatives) <= 3
+    scores = [result.score, *(s for _, s in result.alternatives)]
+    assert scores == sorted(scores, reverse=True)
+    data = result.to_dict()
+    assert data["decision"] in ("answer", "suggest", "handover")
+    assert data["entry"] == result.entry
+
+
+def test_thresholds_decide() -> None:
+    question = "Termin verschieben"
+    strict = Matcher(small_kb(), thresholds=Thresholds(answer=101, margin=0, suggest=101))
+    assert strict.match(question).decision == "handover"
+    lenient = Matcher(small_kb(), thresholds=Thresholds(answer=1, margin=0, suggest=1))
+    assert lenient.match(question).decision == "answer"
+
+
+def test_margin_keeps_a_close_second_from_a_confident_answer() -> None:
+    twins = [
+        entry("a", ["Wie beantrage ich den Parkausweis?"]),
+        entry("b", ["Wie beantrage ich den Parkausweis?"], title="Parkausweis"),
+    ]
+    result = Matcher(twins, thresholds=Thresholds(answer=10, margin=5, suggest=10)).match(
+        "Parkausweis beantragen"
+    )
+    assert result.decision == "suggest"
+
+
+# --- city and audience --------------------------------------------------------------
+
+
+def city_kb() -> list[KBEntry]:
+    question = ["Wie beantrage ich einen Anwohnerparkausweis?"]
+    return [
+        entry("park-muenchen", question, city="muenchen"),
+        entry("park-augsburg", question, city="augsburg"),
+        entry("park-nuernberg", question, city="nuernberg"),
+        entry("steuer-shared", ["Wie zahle ich die Hundesteuer?"]),
+        entry(
+            "intern-formular",
+            ["Wie veröffentliche ich ein Formular im Store?"],
+            audience="internal",
+        ),
+        entry(
+            "intern-muenchen",
+            ["Wie richte ich ePayment für ein Formular ein?"],
+            audience="internal",
+            city="muenchen",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("city", ["muenchen", "augsburg", "nuernberg"])
+def test_a_city_gets_its_own_entry_and_never_another_citys(city: str) -> None:
+    matcher = Matcher(city_kb())
+    result = matcher.match("Anwohnerparkausweis beantragen", city=city)
+    assert result.entry == f"park-{city}"
+    for hit, _ in matcher.search("Anwohnerparkausweis beantragen", city=city, limit=50):
+        assert not hit.startswith("park-") or hit == f"park-{city}"
+    others = {i for i, _ in result.alternatives}
+    assert not any(i.startswith("park-") for i in others)
+
+
+def test_no_city_sees_shared_entries_only() -> None:
+    matcher = Matcher(city_kb())
+    hits = [i for i, _ in matcher.search("Anwohnerparkausweis beantragen", limit=50)]
+    assert not any(i.startswith("park-") for i in hits)
+    assert matcher.match("Hundesteuer zahlen").entry == "steuer-shared"
+    assert matcher.match("Hundesteuer zahlen", city="augsburg").entry == "steuer-shared"
+
+
+def test_unknown_city_sees_shared_entries_only() -> None:
+    hits = Matcher(city_kb()).search("Anwohnerparkausweis beantragen", city="regensburg")
+    assert not any(i.startswith("park-") for i, _ in hits)
+
+
+def test_internal_entries_only_for_staff() -> None:
+    matcher = Matcher(city_kb())
+    question = "Formular im Store veröffentlichen"
+    assert matcher.match(question, audience="internal").entry == "intern-formular"
+    for audience_city in (None, "muenchen"):
+        hits = matcher.search(question, city=audience_city, audience="external", limit=50)
+        assert not any(i.startswith("intern-") for i, _ in hits)
+    # Staff see external entries too, and city-internal ones only for their city.
+    assert matcher.match("Hundesteuer zahlen", audience="internal").entry == "steuer-shared"
+    assert matcher.match("ePayment einrichten", city="muenchen", audience="internal").entry == (
+        "intern-muenchen"
+    )
+    hits = matcher.search("ePayment einrichten", city="augsburg", audience="internal", limit=50)
+    assert "intern-muenchen" not in {i for i, _ in hits}
+
+
+def test_bad_audience_is_refused() -> None:
+    with pytest.raises(ValueError, match="audience"):
+        Matcher(city_kb()).match("Hundesteuer", audience="staff")
+
+
+def test_drafts_are_never_matched() -> None:
+    kb = [entry("draft", ["Wie beantrage ich einen Angelschein?"], status="draft")]
+    matcher = Matcher(kb)
+    assert "draft" in matcher
+    assert matcher.match("Wie beantrage ich einen Angelschein?").entry is None
+    published = entry("draft", ["Wie beantrage ich einen Angelschein?"])
+    matcher.upsert(published)
+    assert matcher.match("Wie beantrage ich einen Angelschein?").entry == "draft"
+
+
+# --- incremental updates ------------------------------------------------------------
+
+
+def test_add_remove_upsert_take_effect_at_once() -> None:
+    matcher = Matcher(small_kb())
+    question = "Wie beantrage ich einen Angelschein?"
+    assert matcher.match(question).decision != "answer"
+    matcher.add(entry("angelschein", ["Wo bekomme ich einen Fischereischein?"]))
+    assert matcher.match("Fischereischein").entry == "angelschein"
+    # An accepted new variant works on the next question.
+    matcher.upsert(
+        entry("angelschein", ["Wo bekomme ich einen Fischereischein?", "Angelschein beantragen"])
+    )
+    result = matcher.match(question)
+    assert (result.entry, result.decision) == ("angelschein", "answer")
+    removed = matcher.remove("angelschein")
+    assert removed.id == "angelschein"
+    assert "angelschein" not in matcher
+    assert matcher.match(question).entry != "angelschein"
+    assert matcher.match("Fischereischein").decision == "handover"
+
+
+def test_add_twice_and_remove_unknown_are_errors() -> None:
+    matcher = Matcher(small_kb())
+    with pytest.raises(ValueError, match="upsert"):
+        matcher.add(small_kb()[0])
+    with pytest.raises(KeyError):
+        matcher.remove("nope")
+
+
+def test_incremental_index_equals_a_fresh_build() -> None:
+    kb = small_kb()
+    grown = Matcher(kb[:3])
+    for item in kb[3:]:
+        grown.add(item)
+    grown.add(entry("tmp", ["Ein Eintrag, der wieder geht"]))
+    grown.remove("tmp")
+    grown.upsert(kb[0])
+    fresh = Matcher(kb)
+    for question in ("Passwort vergessen", "Termin Bürgerbüro", "Hund anmelden", "Kfz"):
+        assert [i for i, _ in grown.search(question)] == [i for i, _ in fresh.search(question)]
+        assert [s for _, s in grown.search(question)] == pytest.approx(
+            [s for _, s in fresh.search(question)]
+        )
+
+
+def test_empty_matcher_hands_over() -> None:
+    result = Matcher().match("Passwort vergessen")
+    assert (result.decision, result.entry, result.alternatives) == ("handover", None, [])

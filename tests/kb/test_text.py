@@ -1,0 +1,101 @@
+"""German text analysis: folding, stop words, stems, compounds, synonyms."""
+
+from __future__ import annotations
+
+import pytest
+
+from kb import Analyzer, fold, load_synonyms
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+def stems(analyzer: Analyzer, text: str) -> list[str]:
+    return [t.stem for t in analyzer.tokens(text)]
+
+
+def test_fold_spells_out_umlauts_and_sharp_s() -> None:
+    assert fold("Gebühr für Änderungen, Straße") == "gebuehr fuer aenderungen, strasse"
+    assert fold("Café") == "cafe"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Gebühren", "Gebuehren"),
+        ("Führerschein", "Fuehrerschein"),
+        ("ÄNDERUNG", "aenderung"),
+        ("Straße", "Strasse"),
+        ("Anmeldung!", "anmeldung"),
+    ],
+)
+def test_umlauts_both_ways_and_case_give_the_same_stems(analyzer: Analyzer, a: str, b: str) -> None:
+    assert stems(analyzer, a) == stems(analyzer, b)
+
+
+def test_stop_words_and_punctuation_are_dropped(analyzer: Analyzer) -> None:
+    assert stems(analyzer, "Wie kann ich das denn, bitte?!") == []
+    assert stems(analyzer, "Wie beantrage ich den Antrag?") == stems(analyzer, "Antrag beantragen")
+
+
+def test_inflections_share_a_stem(analyzer: Analyzer) -> None:
+    assert stems(analyzer, "Ausweises") == stems(analyzer, "Ausweis")
+    assert stems(analyzer, "Kennwörter") == stems(analyzer, "Kennwort")
+
+
+def test_compound_parts_are_added(analyzer: Analyzer) -> None:
+    (token,) = analyzer.tokens("Personalausweis")
+    assert stems(analyzer, "Ausweis")[0] in token.parts
+    (token,) = analyzer.tokens("Hundesteuer")
+    assert set(stems(analyzer, "Hund Steuer")) <= set(token.parts)
+
+
+def test_compound_split_uses_a_known_vocabulary(analyzer: Analyzer) -> None:
+    assert analyzer.tokens("Bürgerkontoübersicht")[0].parts == ()
+    (token,) = analyzer.tokens("Bürgerkontoübersicht", {"uebersicht", "buergerkonto"})
+    assert "uebersicht" in token.parts or stems(analyzer, "Übersicht")[0] in token.parts
+
+
+@pytest.mark.parametrize(
+    ("citizen", "kb_word"),
+    [
+        ("Perso", "Personalausweis"),
+        ("Kfz", "Auto"),
+        ("Kennwort", "Passwort"),
+        ("Login", "Anmeldung"),
+        ("einloggen", "Anmeldung"),
+        ("ummelden", "Ummeldung"),
+        ("E-Mail-Adresse", "E-Mail"),
+    ],
+)
+def test_synonyms_of_citizen_language(analyzer: Analyzer, citizen: str, kb_word: str) -> None:
+    assert stems(analyzer, citizen) == stems(analyzer, kb_word)
+
+
+def test_synonym_phrases_beat_single_words(analyzer: Analyzer) -> None:
+    assert stems(analyzer, "Auto anmelden") == stems(analyzer, "Zulassung")
+
+
+def test_own_synonyms_replace_the_packaged_list() -> None:
+    analyzer = Analyzer({"bayernid": ["bayern id", "buergerkonto"]})
+    assert stems(analyzer, "Bürgerkonto") == ["bayernid"]
+    assert stems(analyzer, "Bayern ID") == ["bayernid"]
+    assert stems(analyzer, "Perso") != stems(analyzer, "Personalausweis")
+
+
+def test_a_variant_in_two_groups_is_refused() -> None:
+    with pytest.raises(ValueError, match="both"):
+        Analyzer({"auto": ["kfz"], "fahrzeug": ["kfz"]})
+
+
+def test_packaged_synonyms_load() -> None:
+    groups = load_synonyms()
+    assert "perso" in groups["personalausweis"]
+
+
+def test_words_split_apart_are_joined_when_the_kb_writes_them_as_one(analyzer: Analyzer) -> None:
+    assert stems(analyzer, "Bund ID") != stems(analyzer, "BundID")
+    joined = [t.stem for t in analyzer.tokens("Bund ID Passwort", {"bundid"})]
+    assert joined == stems(analyzer, "BundID Passwort")
