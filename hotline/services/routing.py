@@ -13,7 +13,6 @@ from hotline.routing import Facts
 from hotline.services.catalog import find_city
 from hotline.services.rules import RouterCache
 
-
 FULL_TRACE_LIMIT = 300
 
 
