@@ -42,6 +42,8 @@ class Weights:
     chars: float = 0.20
     fuzzy: float = 0.40
     dice: float = 0.35
+    # Bonus for an entry of the asker's own city over a shared one (in score units / 100).
+    city: float = 0.04
     # Query words the KB does not know count this much (of a rare word) against coverage.
     unknown: float = 0.5
     # The parts of a compound the KB also knows whole ("Ausweis" in "Personalausweis").
@@ -87,6 +89,8 @@ class Candidate:
     chars: float
     fuzzy: float = 0.0
     dice: float = 0.0
+    # 1.0 when the entry is specific to the asker's city (0.0 for shared entries).
+    city: float = 0.0
 
 
 @dataclass
@@ -355,8 +359,17 @@ class Matcher:
         scored = [
             (
                 c.entry_id,
-                100.0
-                * (w.words * c.words + w.chars * c.chars + w.fuzzy * c.fuzzy + w.dice * c.dice),
+                min(
+                    100.0,
+                    100.0
+                    * (
+                        w.words * c.words
+                        + w.chars * c.chars
+                        + w.fuzzy * c.fuzzy
+                        + w.dice * c.dice
+                        + w.city * c.city
+                    ),
+                ),
             )
             for c in self._candidates(question, city=city, audience=audience)
         ]
@@ -475,4 +488,10 @@ class Matcher:
                     overlap += term_idf.get(term, 0.0)
                 best = max(best, 2.0 * overlap / (word_total + mass))
             candidate.dice = min(1.0, best)
+
+        # A city's own entry is more specific than a shared one on the same topic.
+        if city is not None:
+            for slot, candidate in ranked[: self.dice_candidates]:
+                if self._docs[slot].entry.city == city:
+                    candidate.city = 1.0
         return [c for _, c in ranked]

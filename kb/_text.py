@@ -112,6 +112,22 @@ class Analyzer:
                     )
                 owner[key] = canonical
                 self._phrases[key] = target
+        self._expand_phrases()
+
+    def _expand_phrases(self) -> None:
+        # A phrase also matches with a one-word synonym in place of one of its words:
+        # "auto anmelden" -> Zulassung also catches "Kfz anmelden" and "Wagen anmelden".
+        alternatives: dict[str, list[str]] = {}
+        for key, target in self._phrases.items():
+            if len(key) == 1 and len(target) == 1:
+                alternatives.setdefault(target[0], []).append(key[0])
+        for key, target in list(self._phrases.items()):
+            if len(key) < 2:
+                continue
+            for i, stem in enumerate(key):
+                for alt in alternatives.get(stem, ()):
+                    variant = (*key[:i], alt, *key[i + 1 :])
+                    self._phrases.setdefault(variant, target)
 
     def content_words(self, text: str) -> list[str]:
         """Folded words of `text` long enough to be a part of a compound, stop words left out."""

@@ -120,13 +120,13 @@ class Rule(_Frozen):
 
     id: Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=RULE_ID_PATTERN)]
     owner: NonEmpty
-    priority: StrictInt = 100
+    priority: Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000)] = 100
     status: RuleStatus = RuleStatus.ACTIVE
     when: Conditions = Conditions()
     route_to: NonEmpty
-    sla_hours: Annotated[StrictInt, Field(gt=0)] | None = None
+    sla_hours: Annotated[StrictInt, Field(gt=0, le=10_000)] | None = None
     description: str | None = None
-    version: Annotated[StrictInt, Field(ge=1)] = 1
+    version: Annotated[StrictInt, Field(ge=1, le=2_000_000_000)] = 1
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

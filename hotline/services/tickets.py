@@ -72,9 +72,13 @@ class SLAPolicy:
 # --- reading -------------------------------------------------------------------------------
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+
+
 def _ticket_stmt(ident: int | str) -> Any:
-    if isinstance(ident, int) or (isinstance(ident, str) and ident.isdigit()):
-        return select(Ticket).where(Ticket.id == int(ident))
+    if isinstance(ident, int) or (isinstance(ident, str) and ident.isascii() and ident.isdigit()):
+        # A number beyond the column's range names no ticket (and must not reach the database).
+        return select(Ticket).where(Ticket.id == (int(ident) if int(ident) <= MAX_ID else -1))
     return select(Ticket).where(Ticket.reference == str(ident).upper())
 
 
@@ -111,7 +115,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = json.loads(raw)["id"]
-        if not isinstance(value, int) or isinstance(value, bool):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
             raise TypeError
         return value
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:

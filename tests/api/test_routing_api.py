@@ -304,6 +304,7 @@ def test_city_admins_edit_only_their_own_rules_and_everyone_reads(
         ("- {id: a, owner: muenchen, route_to: muenchen, when: {audience: alle}}", "audience"),
         ("- {id: a, owner: muenchen, route_to: hamburg}", "hamburg"),
         ("- {id: a, owner: muenchen, route_to: muenchen\n", "line"),
+        ("- {id: a, owner: muenchen, route_to: muenchen, priority: 99999999999999}", "priority"),
     ],
 )
 def test_invalid_rule_file_is_refused_whole(

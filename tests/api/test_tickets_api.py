@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -514,3 +515,32 @@ def test_unknown_ticket_and_route(client: TestClient, world: World) -> None:
     )
     r = client.get(f"{API}/nothing-here", headers=world.headers())
     assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "ident", ["99999999999999999999999", "2147483648", "١٢٣", "HL-9999-999999", "%00"]
+)
+def test_out_of_range_or_odd_ticket_ids_are_404(
+    client: TestClient, world: World, ident: str
+) -> None:
+    """Numbers beyond the id column's range and non-ASCII digits name no ticket (no 500)."""
+    r = client.get(f"{API}/tickets/{ident}", headers=world.headers())
+    assert r.status_code in ((400,) if ident == "%00" else (404,)), r.text
+
+
+def test_nul_in_query_or_unvalidated_body_fields_is_a_4xx(client: TestClient, world: World) -> None:
+    h = world.headers()
+    assert client.get(f"{API}/tickets", params={"text": "a\x00b"}, headers=h).status_code == 400
+    assert client.get(f"{API}/tickets", params={"assignee": "x\x00"}, headers=h).status_code == 400
+    r = client.post(
+        f"{API}/routing/rules",
+        json={"id": "x", "owner": "mue\x00nchen", "route_to": "muenchen"},
+        headers=h,
+    )
+    assert 400 <= r.status_code < 500, r.text
+
+
+def test_cursor_out_of_range_is_422(client: TestClient, world: World) -> None:
+    huge = base64.urlsafe_b64encode(b'{"id": 99999999999999999999}').decode().rstrip("=")
+    r = client.get(f"{API}/tickets", params={"cursor": huge}, headers=world.headers())
+    assert r.status_code == 422 and r.json()["code"] == "invalid_cursor"

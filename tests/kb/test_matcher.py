@@ -161,6 +161,15 @@ def test_a_city_gets_its_own_entry_and_never_another_citys(city: str) -> None:
     assert not any(i.startswith("park-") for i in others)
 
 
+def test_the_askers_city_entry_beats_an_equally_close_shared_one() -> None:
+    question = "Hundesteuer anmelden und bezahlen"
+    matcher = Matcher(
+        [entry("steuer-shared", [question]), entry("steuer-muenchen", [question], city="muenchen")]
+    )
+    assert matcher.match("Hundesteuer anmelden", city="muenchen").entry == "steuer-muenchen"
+    assert matcher.match("Hundesteuer anmelden", city="augsburg").entry == "steuer-shared"
+
+
 def test_no_city_sees_shared_entries_only() -> None:
     matcher = Matcher(city_kb())
     hits = [i for i, _ in matcher.search("Anwohnerparkausweis beantragen", limit=50)]

@@ -68,6 +68,11 @@ def test_compound_split_uses_a_known_vocabulary(analyzer: Analyzer) -> None:
         ("einloggen", "Anmeldung"),
         ("ummelden", "Ummeldung"),
         ("E-Mail-Adresse", "E-Mail"),
+        ("umbuchen", "verschieben"),
+        ("stornieren", "absagen"),
+        ("Nutzername", "Benutzername"),
+        ("geklaut", "gestohlen"),
+        ("Bezahlart", "Zahlungsart"),
     ],
 )
 def test_synonyms_of_citizen_language(analyzer: Analyzer, citizen: str, kb_word: str) -> None:
@@ -76,6 +81,12 @@ def test_synonyms_of_citizen_language(analyzer: Analyzer, citizen: str, kb_word:
 
 def test_synonym_phrases_beat_single_words(analyzer: Analyzer) -> None:
     assert stems(analyzer, "Auto anmelden") == stems(analyzer, "Zulassung")
+
+
+def test_synonym_phrases_match_with_a_one_word_synonym_inside(analyzer: Analyzer) -> None:
+    # "auto anmelden" is listed; "Kfz" and "Wagen" are one-word synonyms of "Auto".
+    assert stems(analyzer, "Kfz anmelden") == stems(analyzer, "Zulassung")
+    assert stems(analyzer, "Wagen anmelden") == stems(analyzer, "Zulassung")
 
 
 def test_own_synonyms_replace_the_packaged_list() -> None:

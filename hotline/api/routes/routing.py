@@ -73,11 +73,11 @@ class RuleIn(BaseModel):
 
     id: str = Field(min_length=1, max_length=120)
     owner: str = Field(min_length=1, max_length=64)
-    priority: int = 100
+    priority: int = Field(default=100, ge=-1_000_000, le=1_000_000)
     status: Literal["active", "proposed", "rejected"] = "active"
     when: dict[str, Any] = Field(default_factory=dict)
     route_to: str = Field(min_length=1, max_length=64)
-    sla_hours: int | None = Field(default=None, gt=0)
+    sla_hours: int | None = Field(default=None, gt=0, le=10_000)
     description: str | None = Field(default=None, max_length=2000)
 
 
