@@ -10,22 +10,9 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from hotline.db import UTCDateTime, utcnow
+from hotline.domain import Audience, Channel, RuleStatus
 
 # --- value sets, stored as short strings (no native PostgreSQL enums) -----------------------
-
-
-class Audience(StrEnum):
-    external = "external"
-    internal = "internal"
-
-
-class Channel(StrEnum):
-    web = "web"
-    telegram = "telegram"
-    api = "api"
-    email = "email"
-    phone = "phone"
-    board = "board"
 
 
 class TicketStatus(StrEnum):
@@ -61,12 +48,6 @@ class Role(StrEnum):
 class TokenScope(StrEnum):
     city = "city"
     network = "network"
-
-
-class RuleStatus(StrEnum):
-    active = "active"
-    proposed = "proposed"
-    rejected = "rejected"
 
 
 class KBStatus(StrEnum):

@@ -4,6 +4,7 @@ Pure code: no database, no web. The service layer supplies the catalogue (cities
 and stores decisions; see docs/routing.md for the file format and the exact semantics.
 """
 
+from hotline.domain import CHANNELS
 from hotline.routing._coverage import (
     CoverageBy,
     CoverageRow,
@@ -18,7 +19,6 @@ from hotline.routing._delegation import delegation_target, is_delegation, needs_
 from hotline.routing._engine import Router
 from hotline.routing._lint import LintKind, LintWarning, lint
 from hotline.routing._models import (
-    CHANNELS,
     ORIGIN_CITY,
     SERVICE_OWNER,
     Audience,

@@ -41,7 +41,7 @@ def needs_acceptance(new: Rule, old: Rule | None = None) -> bool:
     """
     if not is_delegation(new):
         return False
-    if old is None or old.status is not RuleStatus.ACTIVE:
+    if old is None or old.status is not RuleStatus.active:
         return True
     meaning = {"owner", "route_to", "when", "priority", "sla_hours"}
     return new.model_dump(include=meaning) != old.model_dump(include=meaning)

@@ -236,8 +236,8 @@ class Router:
                 "text": text,
             }, None
         cat = self.catalog
-        if rule.status is not RuleStatus.ACTIVE:
-            if rule.status is RuleStatus.PROPOSED:
+        if rule.status is not RuleStatus.active:
+            if rule.status is RuleStatus.proposed:
                 text = (
                     "Regel würde passen, ist aber nur vorgeschlagen"
                     + (

@@ -60,9 +60,9 @@ class _Linter:
         for c in self.compiled:
             bit = 1 << c.rank
             rule = c.rule
-            if rule.status is not RuleStatus.REJECTED:
+            if rule.status is not RuleStatus.rejected:
                 self.live |= bit
-            if rule.status is RuleStatus.ACTIVE and (
+            if rule.status is RuleStatus.active and (
                 rule.route_to in DYNAMIC_TARGETS or self.cat.is_active(rule.route_to)
             ):
                 self.active |= bit
@@ -75,14 +75,14 @@ class _Linter:
         out: list[LintWarning] = []
         shadowed: set[str] = set()
         for c in self.compiled:
-            if c.rule.status is RuleStatus.REJECTED:
+            if c.rule.status is RuleStatus.rejected:
                 continue
             warning = self._shadowed(c)
             if warning is not None:
                 shadowed.add(c.rule.id)
                 out.append(warning)
         for c in self.compiled:
-            if c.rule.status is not RuleStatus.REJECTED and c.rule.id not in shadowed:
+            if c.rule.status is not RuleStatus.rejected and c.rule.id not in shadowed:
                 warning = self._overlap(c)
                 if warning is not None:
                     out.append(warning)
@@ -205,7 +205,7 @@ class _Linter:
         for c in self.compiled:
             rule = c.rule
             target = delegation_target(rule)
-            if rule.status is RuleStatus.PROPOSED and target is not None:
+            if rule.status is RuleStatus.proposed and target is not None:
                 out.append(
                     LintWarning(
                         kind=LintKind.PROPOSED_DELEGATION,
@@ -224,7 +224,7 @@ class _Linter:
         for c in self.compiled:
             rule = c.rule
             if (
-                rule.status is not RuleStatus.REJECTED
+                rule.status is not RuleStatus.rejected
                 and rule.route_to not in DYNAMIC_TARGETS
                 and not self.cat.is_active(rule.route_to)
             ):

@@ -16,30 +16,20 @@ from pydantic import (
     field_validator,
 )
 
+from hotline.domain import Audience, RuleStatus
+
 ORIGIN_CITY = "origin_city"
 SERVICE_OWNER = "service_owner"
 DYNAMIC_TARGETS = (ORIGIN_CITY, SERVICE_OWNER)
 
 # Mirrors hotline.models.Channel; kept here as a plain tuple so that routing stays free of the
 # database layer. parse_ruleset(channels=...) lets the caller pass the authoritative list.
-CHANNELS: tuple[str, ...] = ("web", "telegram", "api", "email", "phone", "board")
 
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 CITY_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
 TraceStep = dict[str, Any]
 """One JSON-serialisable trace entry; keys are described in docs/routing.md."""
-
-
-class RuleStatus(StrEnum):
-    ACTIVE = "active"
-    PROPOSED = "proposed"
-    REJECTED = "rejected"
-
-
-class Audience(StrEnum):
-    EXTERNAL = "external"
-    INTERNAL = "internal"
 
 
 class Via(StrEnum):
@@ -121,7 +111,7 @@ class Rule(_Frozen):
     id: Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=RULE_ID_PATTERN)]
     owner: NonEmpty
     priority: Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000)] = 100
-    status: RuleStatus = RuleStatus.ACTIVE
+    status: RuleStatus = RuleStatus.active
     when: Conditions = Conditions()
     route_to: NonEmpty
     sla_hours: Annotated[StrictInt, Field(gt=0, le=10_000)] | None = None

@@ -9,9 +9,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hotline.domain import CHANNELS
 from hotline.routing._catalog import Catalog
 from hotline.routing._models import (
-    CHANNELS,
     DYNAMIC_TARGETS,
     ORIGIN_CITY,
     CityInfo,

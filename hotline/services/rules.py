@@ -39,9 +39,6 @@ from hotline.routing import (
     parse_ruleset,
     validate_ruleset,
 )
-from hotline.routing import (
-    RuleStatus as RuleState,
-)
 from hotline.services.actors import Actor
 
 # --- reading the current rule set --------------------------------------------------------------
@@ -294,7 +291,7 @@ def save_rule(
         raise Conflict(f"A rule {rule.id!r} exists already.", code="duplicate_rule")
     status = _status_for(actor, session, rule, old)
     new_version = (old_row.version + 1) if old_row else 1
-    rule = rule.model_copy(update={"status": RuleState(status.value), "version": new_version})
+    rule = rule.model_copy(update={"status": status, "version": new_version})
     # The whole set must stay valid with the change (unknown keys, targets, values).
     current = current_ruleset(session, default_city=default_city)
     others = [r for r in current.rules if r.id != (key or rule.id)]
@@ -459,7 +456,7 @@ def import_rules(
         old = rule_from_row(row, city_keys) if row and rule.id in replace else None
         status = _status_for(actor, session, rule, old)
         same = old is not None and old.model_dump(exclude={"version"}) == rule.model_copy(
-            update={"status": RuleState(status.value)}
+            update={"status": status}
         ).model_dump(exclude={"version"})
         if row is None:
             row = RoutingRule(rule_key=rule.id, owner_city_id=0, route_to=rule.route_to, version=0)
@@ -468,7 +465,7 @@ def import_rules(
             summary.updated += 1
         stored = rule.model_copy(
             update={
-                "status": RuleState(status.value),
+                "status": status,
                 "version": row.version if same else row.version + 1,
             }
         )

@@ -22,7 +22,7 @@ def test_every_demo_rule_has_a_german_description(demo_ruleset: RuleSet):
 
 
 def test_demo_has_a_proposed_delegation_and_lint_reports_only_that(demo_ruleset: RuleSet):
-    proposed = [r for r in demo_ruleset.rules if r.status is RuleStatus.PROPOSED]
+    proposed = [r for r in demo_ruleset.rules if r.status is RuleStatus.proposed]
     assert proposed and all(is_delegation(r) for r in proposed)
     warnings = lint(demo_ruleset)
     assert [(w.kind, w.rule) for w in warnings] == [

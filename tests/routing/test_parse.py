@@ -55,13 +55,13 @@ def test_full_rule_with_defaults_and_scalars():
     )
     rule = rs.rules[0]
     assert rule.priority == 100
-    assert rule.status is RuleStatus.ACTIVE
+    assert rule.status is RuleStatus.active
     assert rule.version == 1
     assert rule.sla_hours is None and rule.description is None
     assert rule.when == Conditions(
         origin_city=("nuernberg",),
         service=("99000000000001",),
-        audience=Audience.EXTERNAL,
+        audience=Audience.external,
         text_any=("paypal",),
     )
     assert rs.fallback == "origin_city"
