@@ -15,6 +15,7 @@ from hotline.errors import HotlineError
 from hotline.models import Role
 from hotline.routing import CityInfo, ServiceInfo
 from hotline.routing.cli import build_app
+from kb.cli import app as kb_app
 from hotline.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -280,6 +281,8 @@ def db_catalog() -> tuple[list[CityInfo], list[ServiceInfo]]:
     finally:
         db.dispose()
 
+
+app.add_typer(kb_app, name="kb", help="Knowledge base: match questions, evaluate labelled sets.")
 
 rules_app = build_app(catalog_provider=db_catalog)
 app.add_typer(rules_app, name="rules", help="Routing rules: check, explain, coverage, import, export, replay.")

@@ -232,7 +232,9 @@ def test_rules_tools_on_the_demo_database(env: str, tmp_path: Path) -> None:
     code, out, _ = invoke("rules", "coverage", str(DEMO_RULES))
     assert code == 0 and "epayment-alle" in out
     code, out, _ = invoke(
-        "rules", "explain", str(DEMO_RULES),
+        "rules",
+        "explain",
+        str(DEMO_RULES),
         input='{"origin_city": "nuernberg", "service": "epayment"}\n{"origin_city": "augsburg"}\n',
     )
     lines = [json.loads(line) for line in out.splitlines()]
@@ -243,13 +245,17 @@ def test_rules_tools_on_the_demo_database(env: str, tmp_path: Path) -> None:
     code, exported, _ = invoke("rules", "export")
     assert code == 0 and "id: epayment-alle" in exported and "cities:" not in exported
     draft = tmp_path / "draft.yml"
-    draft.write_text(exported.replace("route_to: augsburg", "route_to: nuernberg"), encoding="utf-8")
+    draft.write_text(
+        exported.replace("route_to: augsburg", "route_to: nuernberg"), encoding="utf-8"
+    )
     code, out, _ = invoke("rules", "replay", str(draft), "--days", "30")
     assert code == 0 and "augsburg → nuernberg (Regel epayment-alle)" in out
     code, out, _ = invoke("rules", "import", str(draft))
     assert code == 0 and "geändert" in out
     code, exported_again, _ = invoke("rules", "export")
-    assert "route_to: augsburg" not in exported_again.split("id: epayment-alle")[1].split("- id:")[0]
+    assert (
+        "route_to: augsburg" not in exported_again.split("id: epayment-alle")[1].split("- id:")[0]
+    )
 
 
 def test_rules_import_refuses_a_bad_file_and_keeps_the_rules(env: str, tmp_path: Path) -> None:
@@ -262,3 +268,22 @@ def test_rules_import_refuses_a_bad_file_and_keeps_the_rules(env: str, tmp_path:
     assert invoke("rules", "export")[1] == before
     code, _, err = invoke("rules", "import", str(tmp_path / "none.yml"))
     assert code == 1 and "no such file" in err
+
+
+def test_kb_commands_are_part_of_the_hotline_cli() -> None:
+    kb_dir = Path(__file__).resolve().parent.parent / "kb" / "demo"
+    code, out, _ = invoke(
+        "kb",
+        "match",
+        "--kb",
+        str(kb_dir),
+        "--city",
+        "nuernberg",
+        input="Ich habe mein BayernID Passwort vergessen\n",
+    )
+    assert code == 0
+    answer = json.loads(out)
+    assert answer["entry"] == "bayernid-passwort-vergessen" and answer["decision"] in (
+        "answer",
+        "suggest",
+    )
