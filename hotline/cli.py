@@ -15,8 +15,8 @@ from hotline.errors import HotlineError
 from hotline.models import Role
 from hotline.routing import CityInfo, ServiceInfo
 from hotline.routing.cli import build_app
-from kb.cli import app as kb_app
 from hotline.settings import Settings, get_settings
+from kb.cli import app as kb_app
 
 app = typer.Typer(
     help="Hotline: shared e-government support hotline.",
@@ -284,8 +284,53 @@ def db_catalog() -> tuple[list[CityInfo], list[ServiceInfo]]:
 
 app.add_typer(kb_app, name="kb", help="Knowledge base: match questions, evaluate labelled sets.")
 
+
+@kb_app.command("import")
+def kb_import(
+    directory: Annotated[Path, typer.Argument(help="Folder of KB files (*.md).")],
+) -> None:
+    """Import KB files into the database (upsert by id); a bad file refuses the whole import."""
+    from hotline.services.kb import KBImportError, import_dir
+    from kb import KBFormatError
+
+    if not directory.is_dir():
+        fail(f"{directory}: no such folder")
+    db = open_db(load_settings())
+    try:
+        with db.write() as session:
+            result = import_dir(session, directory)
+        typer.echo(
+            f"{directory}: {result.created} Einträge neu, {result.updated} geändert, "
+            f"{result.unchanged} unverändert."
+        )
+    except KBFormatError as exc:
+        fail("\n".join(str(e) for e in exc.errors))
+    except KBImportError as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
+
+
+@kb_app.command("export")
+def kb_export(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the KB files to.")],
+) -> None:
+    """Write every KB entry of the database as a file (<id>.md) into DIR."""
+    from hotline.services.kb import export_dir
+
+    db = open_db(load_settings())
+    try:
+        with db.read() as session:
+            count = export_dir(session, directory)
+        typer.echo(f"{count} Einträge nach {directory} geschrieben.")
+    finally:
+        db.dispose()
+
+
 rules_app = build_app(catalog_provider=db_catalog)
-app.add_typer(rules_app, name="rules", help="Routing rules: check, explain, coverage, import, export, replay.")
+app.add_typer(
+    rules_app, name="rules", help="Routing rules: check, explain, coverage, import, export, replay."
+)
 
 NETWORK_ADMIN = "cli"  # the operator at the console acts for the whole network
 
@@ -311,8 +356,11 @@ def rules_import(file: Annotated[Path, typer.Argument(help="Rule file (YAML).")]
     try:
         with db.write() as session:
             summary = import_rules(
-                session, Actor(label=NETWORK_ADMIN, city_id=None, network=True), text,
-                source=str(file), default_city=settings.default_city,
+                session,
+                Actor(label=NETWORK_ADMIN, city_id=None, network=True),
+                text,
+                source=str(file),
+                default_city=settings.default_city,
             )
         typer.echo(
             f"{file}: {summary.created} Regeln neu, {summary.updated} geändert, {summary.deleted} entfernt"
@@ -342,7 +390,9 @@ def rules_export() -> None:
 def rules_replay(
     file: Annotated[Path, typer.Argument(help="Draft rule file (YAML).")],
     days: Annotated[int, typer.Option(min=1, help="Tickets of the last N days.")] = 30,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per moved ticket.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON line per moved ticket.")
+    ] = False,
 ) -> None:
     """Re-route the recent tickets under FILE and list those that would move."""
     import json
@@ -356,8 +406,14 @@ def rules_replay(
     db = open_db(settings)
     try:
         with db.read() as session:
-            draft = parse_against_db(session, text, source=str(file), default_city=settings.default_city)
-            tickets = list(recent_tickets(session, Actor(label=NETWORK_ADMIN, city_id=None, network=True), days=days))
+            draft = parse_against_db(
+                session, text, source=str(file), default_city=settings.default_city
+            )
+            tickets = list(
+                recent_tickets(
+                    session, Actor(label=NETWORK_ADMIN, city_id=None, network=True), days=days
+                )
+            )
     except HotlineError as exc:
         fail(exc.detail)
     finally:

@@ -287,3 +287,54 @@ def test_kb_commands_are_part_of_the_hotline_cli() -> None:
         "answer",
         "suggest",
     )
+
+
+KB_DEMO = Path(__file__).resolve().parent.parent / "kb" / "demo"
+
+
+def test_kb_import_export_round_trip(env: str, tmp_path: Path) -> None:
+    assert invoke("demo")[0] == 0  # loads the demo KB, too
+    code, out, err = invoke("kb", "import", str(KB_DEMO))
+    assert code == 0, err
+    assert "0 Einträge neu, 0 geändert" in out
+    code, out, _ = invoke("kb", "export", str(tmp_path / "out"))
+    assert code == 0
+    for path in KB_DEMO.glob("*.md"):
+        if path.name != "README.md":
+            assert (tmp_path / "out" / path.name).read_text(encoding="utf-8") == path.read_text(
+                encoding="utf-8"
+            )
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    text = (KB_DEMO / "bayernid-passwort-vergessen.md").read_text(encoding="utf-8")
+    (edited / "bayernid-passwort-vergessen.md").write_text(
+        text.replace("questions:\n", "questions:\n  - Kennwort weg\n", 1), encoding="utf-8"
+    )
+    code, out, _ = invoke("kb", "import", str(edited))
+    assert code == 0 and "1 geändert" in out
+
+
+def test_kb_import_refuses_bad_files_whole(env: str, tmp_path: Path) -> None:
+    assert invoke("demo")[0] == 0
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    good = (KB_DEMO / "bayernid-passwort-vergessen.md").read_text(encoding="utf-8")
+    (bad / "neu-ok.md").write_text(
+        good.replace("id: bayernid-passwort-vergessen", "id: neu-ok"), encoding="utf-8"
+    )
+    (bad / "kaputt.md").write_text(
+        "---\nid: kaputt\ntitle: [unclosed\n---\nText\n", encoding="utf-8"
+    )
+    code, _, err = invoke("kb", "import", str(bad))
+    assert code == 1 and "kaputt.md:" in err
+    (bad / "kaputt.md").write_text(
+        good.replace("id: bayernid-passwort-vergessen", "id: kaputt").replace(
+            "service: bayernid", "service: raumschiff"
+        ),
+        encoding="utf-8",
+    )
+    code, _, err = invoke("kb", "import", str(bad))
+    assert code == 1 and "kaputt.md" in err and "raumschiff" in err
+    code, _, _ = invoke("kb", "export", str(tmp_path / "out"))
+    assert not (tmp_path / "out" / "neu-ok.md").exists()  # nothing of the refused import
+    assert invoke("kb", "import", str(tmp_path / "missing"))[0] == 1

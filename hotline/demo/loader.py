@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from sqlmodel import Session, col, select
 
+import kb
 from hotline.db import Database, utcnow
 from hotline.models import (
     City,
@@ -30,12 +31,14 @@ from hotline.services import tickets as svc
 from hotline.services.actors import Actor
 from hotline.services.auth import create_token, create_user, staff_actor
 from hotline.services.catalog import import_services, read_catalog
+from hotline.services.kb import import_dir
 from hotline.services.rules import RouterCache, import_rules
 from hotline.services.sla import parse_service_hours
 from hotline.settings import Settings
 
 DEMO_DIR = Path(__file__).resolve().parent
 DATA_DIR = DEMO_DIR / "data"
+KB_DEMO_DIR = Path(kb.__file__).resolve().parent / "demo"
 DEMO_PASSWORD = "hotline-demo"  # development only: `hotline demo` refuses to run in production
 
 DEMO_USERS: list[tuple[str, str, Role, str | None]] = [
@@ -104,12 +107,14 @@ def load_demo(db: Database, settings: Settings, *, tokens_file: Path | None = No
             source="rules.yml",
             default_city=settings.default_city,
         )
+        kb_result = import_dir(session, KB_DEMO_DIR)
         n_tickets = _tickets(session, settings)
         counts = {
             "cities": len(session.exec(select(City)).all()),
             "services": len(session.exec(select(Service)).all()),
             "users": len(DEMO_USERS),
             "rules": rules.created,
+            "kb_entries": kb_result.created,
             "tickets": n_tickets,
         }
     if tokens_file is not None:
