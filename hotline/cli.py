@@ -254,28 +254,12 @@ def catalog_import(
 
 def db_catalog() -> tuple[list[CityInfo], list[ServiceInfo]]:
     """The database's cities and services, for rule files without their own catalogue."""
-    from sqlmodel import select
-
-    from hotline.models import City, Service
+    from hotline.services.rules import catalog
 
     db = open_db(load_settings())
     try:
         with db.read() as session:
-            cities = session.exec(select(City)).all()
-            keys = {c.id: c.key for c in cities}
-            return (
-                [CityInfo(key=c.key, name=c.name, active=c.active) for c in cities],
-                [
-                    ServiceInfo(
-                        key=s.key,
-                        name=s.name,
-                        owner=keys.get(s.owner_city_id) if s.owner_city_id else None,
-                        leika=s.leika_key,
-                        topic=s.topic,
-                    )
-                    for s in session.exec(select(Service)).all()
-                ],
-            )
+            return catalog(session)
     except Exception as exc:  # no database yet: say so instead of a traceback
         fail(f"cannot read cities and services from the database: {type(exc).__name__}")
     finally:

@@ -13,7 +13,6 @@ from sqlmodel import Session, col, or_, select
 
 from hotline.errors import InvalidInput, NotFound
 from hotline.models import City, Service
-from hotline.services.rules import bump_generation
 
 _UMLAUTS = str.maketrans(
     {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue"}
@@ -217,6 +216,9 @@ def import_services(session: Session, rows: Iterable[ServiceRow], *, source: str
             service.owner_city_id = owner_id
         session.add(service)
         result.keys.append(row.key)
+    # Imported here: the rules service itself uses this module's look-ups.
+    from hotline.services.rules import bump_generation
+
     bump_generation(session)  # owners and LeiKa keys feed routing
     session.flush()
     return result

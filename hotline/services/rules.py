@@ -40,6 +40,7 @@ from hotline.routing import (
     validate_ruleset,
 )
 from hotline.services.actors import Actor
+from hotline.services.catalog import city_keys
 
 # --- reading the current rule set --------------------------------------------------------------
 
@@ -89,11 +90,11 @@ def catalog(session: Session) -> tuple[list[CityInfo], list[ServiceInfo]]:
     )
 
 
-def rule_from_row(row: RoutingRule, city_keys: dict[int, str]) -> Rule:
+def rule_from_row(row: RoutingRule, keys: dict[int, str]) -> Rule:
     return Rule.model_validate(
         {
             "id": row.rule_key,
-            "owner": city_keys[row.owner_city_id],
+            "owner": keys[row.owner_city_id],
             "priority": row.priority,
             "status": row.status,
             "when": row.conditions or {},
@@ -114,14 +115,14 @@ def _rule_rows(session: Session) -> list[RoutingRule]:
 
 def current_ruleset(session: Session, *, default_city: str) -> RuleSet:
     cities, services = catalog(session)
-    city_keys = {c.id: c.key for c in session.exec(select(City)).all() if c.id is not None}
+    keys = city_keys(session)
     config = routing_config(session, default_city=default_city)
     return RuleSet(
         cities=tuple(cities),
         services=tuple(services),
         fallback=config.fallback,
         default_city=config.default_city,
-        rules=tuple(rule_from_row(r, city_keys) for r in _rule_rows(session)),
+        rules=tuple(rule_from_row(r, keys) for r in _rule_rows(session)),
     )
 
 
@@ -266,7 +267,7 @@ def save_rule(
     rule = parse_rule(data)
     owner = _city(session, rule.owner)
     _require_admin(actor, owner, "change this city's rules")
-    city_keys = {c.id: c.key for c in session.exec(select(City)).all() if c.id is not None}
+    keys = city_keys(session)
     old_row: RoutingRule | None = None
     old: Rule | None = None
     if key is not None:
@@ -275,7 +276,7 @@ def save_rule(
         ).first()
         if old_row is None:
             raise NotFound(f"There is no rule {key!r}.", code="rule_not_found")
-        old = rule_from_row(old_row, city_keys)
+        old = rule_from_row(old_row, keys)
         _require_admin(actor, session.get_one(City, old_row.owner_city_id), "change this rule")
         if version is None or version != old_row.version:
             raise VersionConflict(
@@ -330,8 +331,8 @@ def delete_rule(
     _require_admin(actor, session.get_one(City, row.owner_city_id), "delete this rule")
     if row.version != version:
         raise VersionConflict(f"Rule {key} was changed meanwhile.", current_version=row.version)
-    city_keys = {c.id: c.key for c in session.exec(select(City)).all() if c.id is not None}
-    _event(session, actor, key, row.version, "deleted", rule_from_row(row, city_keys), None)
+    keys = city_keys(session)
+    _event(session, actor, key, row.version, "deleted", rule_from_row(row, keys), None)
     session.delete(row)
     bump_generation(session)
     session.flush()
@@ -346,8 +347,8 @@ def decide_delegation(
     ).first()
     if row is None:
         raise NotFound(f"There is no rule {key!r}.", code="rule_not_found")
-    city_keys = {c.id: c.key for c in session.exec(select(City)).all() if c.id is not None}
-    before = rule_from_row(row, city_keys)
+    keys = city_keys(session)
+    before = rule_from_row(row, keys)
     target = delegation_target(before)
     if target is None:
         raise InvalidInput(
@@ -367,7 +368,7 @@ def decide_delegation(
         row.version,
         "accepted" if accept else "rejected",
         before,
-        rule_from_row(row, city_keys),
+        rule_from_row(row, keys),
     )
     bump_generation(session)
     session.flush()
@@ -418,7 +419,7 @@ def import_rules(
     """Replace the network's rule set (coordinators) or one city's own rules (its admin)."""
     ruleset = parse_against_db(session, text, source=source, default_city=default_city)
     cities = {c.key: c for c in session.exec(select(City)).all()}
-    city_keys = {c.id: c.key for c in cities.values() if c.id is not None}
+    keys = {c.id: c.key for c in cities.values() if c.id is not None}
     existing = {r.rule_key: r for r in _rule_rows(session)}
     if actor.network:
         replace = set(existing)
@@ -453,7 +454,7 @@ def import_rules(
     seen: set[str] = set()
     for position, rule in enumerate(ruleset.rules):
         row = existing.get(rule.id)
-        old = rule_from_row(row, city_keys) if row and rule.id in replace else None
+        old = rule_from_row(row, keys) if row and rule.id in replace else None
         status = _status_for(actor, session, rule, old)
         same = old is not None and old.model_dump(exclude={"version"}) == rule.model_copy(
             update={"status": status}
@@ -480,7 +481,7 @@ def import_rules(
         seen.add(rule.id)
     for key in replace - seen:
         row = existing[key]
-        _event(session, actor, key, row.version, "deleted", rule_from_row(row, city_keys), None)
+        _event(session, actor, key, row.version, "deleted", rule_from_row(row, keys), None)
         session.delete(row)
         summary.deleted += 1
     bump_generation(session)
@@ -496,10 +497,10 @@ def export_rules(session: Session, *, default_city: str) -> str:
 
 
 def ticket_facts(
-    ticket: Ticket, city_keys: dict[int, str], service_keys: dict[int, str], text: str
+    ticket: Ticket, keys: dict[int, str], service_keys: dict[int, str], text: str
 ) -> Facts:
     return Facts(
-        origin_city=city_keys.get(ticket.origin_city_id) if ticket.origin_city_id else None,
+        origin_city=keys.get(ticket.origin_city_id) if ticket.origin_city_id else None,
         service=service_keys.get(ticket.service_id) if ticket.service_id else None,
         topic=ticket.topic,
         audience=ticket.audience,
@@ -517,7 +518,7 @@ def recent_tickets(session: Session, actor: Actor, *, days: int) -> Iterable[Rep
     if not actor.network:
         stmt = stmt.where(Ticket.responsible_city_id == actor.city_id)
     tickets = list(session.exec(stmt.order_by(col(Ticket.id))).all())
-    city_keys = {c.id: c.key for c in session.exec(select(City)).all() if c.id is not None}
+    keys = city_keys(session)
     service_keys = {s.id: s.key for s in session.exec(select(Service)).all() if s.id is not None}
     first_bodies: dict[int, str] = {}
     if tickets:
@@ -532,9 +533,9 @@ def recent_tickets(session: Session, actor: Actor, *, days: int) -> Iterable[Rep
         yield ReplayTicket(
             ref=t.reference,
             facts=ticket_facts(
-                t, city_keys, service_keys, f"{t.subject}\n{first_bodies.get(t.id or 0, '')}"
+                t, keys, service_keys, f"{t.subject}\n{first_bodies.get(t.id or 0, '')}"
             ),
-            current_city=city_keys[t.responsible_city_id],
+            current_city=keys[t.responsible_city_id],
         )
 
 

@@ -9,12 +9,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session, select
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from hotline.api.deps import ActorDep, DatabaseDep, SettingsDep
 from hotline.errors import InvalidInput
-from hotline.models import City, RoutingRule
+from hotline.models import RoutingRule
 from hotline.routing import (
     Facts,
     Router,
@@ -27,6 +27,7 @@ from hotline.routing import (
 )
 from hotline.schemas import ErrorOut
 from hotline.services import rules as svc
+from hotline.services.catalog import city_keys
 
 router = APIRouter(prefix="/routing", tags=["routing"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -106,7 +107,7 @@ class RuleEventOut(BaseModel):
 
 
 def _rules_out(session: Session, rows: list[RoutingRule]) -> list[RuleOut]:
-    keys = {c.id: c.key for c in session.exec(select(City)).all() if c.id is not None}
+    keys = city_keys(session)
     out = []
     for row in rows:
         rule = svc.rule_from_row(row, keys)
