@@ -106,7 +106,7 @@ def rule_from_row(row: RoutingRule, keys: dict[int, str]) -> Rule:
     )
 
 
-def _rule_rows(session: Session) -> list[RoutingRule]:
+def ordered_rules(session: Session) -> list[RoutingRule]:
     stmt = select(RoutingRule).order_by(
         col(RoutingRule.priority), col(RoutingRule.position), col(RoutingRule.id)
     )
@@ -122,7 +122,7 @@ def current_ruleset(session: Session, *, default_city: str) -> RuleSet:
         services=tuple(services),
         fallback=config.fallback,
         default_city=config.default_city,
-        rules=tuple(rule_from_row(r, keys) for r in _rule_rows(session)),
+        rules=tuple(rule_from_row(r, keys) for r in ordered_rules(session)),
     )
 
 
@@ -420,7 +420,7 @@ def import_rules(
     ruleset = parse_against_db(session, text, source=source, default_city=default_city)
     cities = {c.key: c for c in session.exec(select(City)).all()}
     keys = {c.id: c.key for c in cities.values() if c.id is not None}
-    existing = {r.rule_key: r for r in _rule_rows(session)}
+    existing = {r.rule_key: r for r in ordered_rules(session)}
     if actor.network:
         replace = set(existing)
         config = session.get(RoutingConfig, 1) or RoutingConfig(id=1, generation=0)

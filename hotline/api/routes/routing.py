@@ -153,7 +153,7 @@ async def _yaml_text(request: Request, limit: int) -> str:
 def list_rules(_: ActorDep, db: DatabaseDep) -> list[RuleOut]:
     """Every rule of the network in evaluation order (partners see each other's rules)."""
     with db.read() as session:
-        return _rules_out(session, svc._rule_rows(session))
+        return _rules_out(session, svc.ordered_rules(session))
 
 
 @router.get("/rules/{key}", response_model=RuleOut, responses=ERRORS)
