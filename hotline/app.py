@@ -9,8 +9,10 @@ from fastapi import APIRouter, FastAPI
 
 from hotline.api.errors import install_error_handlers
 from hotline.api.middleware import BodySizeLimit
-from hotline.api.routes import catalog, health, routing, tickets
+from hotline.api.routes import catalog, citizen, health, routing, tickets
+from hotline.api.routes import kb as kb_routes
 from hotline.db import Database
+from hotline.services.asking import MatcherCache
 from hotline.services.rules import RouterCache
 from hotline.settings import Settings, get_settings
 
@@ -41,15 +43,23 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.db = database
     app.state.router_cache = RouterCache()
+    app.state.matcher_cache = MatcherCache()
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(tickets.router)
     api.include_router(catalog.router)
     api.include_router(routing.router)
+    api.include_router(kb_routes.router)
+    api.include_router(citizen.router)
     app.include_router(api)
     app.include_router(health.router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        upload_bytes=settings.chat_max_document_bytes,
+        upload_suffix="/attachments",
+    )
     return app
 
 

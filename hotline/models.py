@@ -86,6 +86,8 @@ class City(SQLModel, table=True):
     service_hours: dict[str, Any] | None = _json()
     sla_first_response_hours: int | None = None
     sla_resolution_hours: int | None = None
+    # Postcode ranges the city serves, e.g. ["80331-81929"]; lets the bot ask for a postcode.
+    postcodes: list[str] | None = _json()
     created_at: datetime = _ts()
 
 
@@ -299,6 +301,89 @@ class KBEntry(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class KBState(SQLModel, table=True):
+    """One row: bumped on every change of the KB so each process refreshes its matcher."""
+
+    __tablename__ = "kb_state"
+
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    generation: int = 0
+    updated_at: datetime = _ts()
+
+
+class CandidateStatus(StrEnum):
+    pending = "pending"
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class KBAsk(SQLModel, table=True):
+    """One question put to the matcher: for the gaps report and feedback. No personal data:
+    the text is redacted (e-mail, phone, IBAN, long numbers) and the asker is only a keyed hash
+    of the chat, so their log can be deleted on request."""
+
+    __tablename__ = "kb_ask"
+
+    id: int | None = Field(default=None, primary_key=True)
+    question: str = Field(sa_type=sa.Text)
+    city_id: int | None = Field(default=None, foreign_key="city.id", index=True)
+    audience: Audience = Field(default=Audience.external, sa_type=sa.String(16))
+    channel: Channel = Field(default=Channel.api, sa_type=sa.String(16))
+    decision: str = Field(max_length=16, index=True)
+    entry_key: str | None = Field(default=None, max_length=120)
+    score: float = 0.0
+    alternatives: list[Any] | None = _json()
+    helped: bool | None = None
+    chosen_entry_key: str | None = Field(default=None, max_length=120)
+    client_hash: str | None = Field(default=None, max_length=64, index=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    created_at: datetime = _ts(index=True)
+
+
+class KBCandidate(SQLModel, table=True):
+    """A question confirmed as answered by an entry: a variant waiting for an editor."""
+
+    __tablename__ = "kb_candidate"
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(foreign_key="kb_entry.id", index=True)
+    question: str = Field(max_length=500)
+    source: str = Field(
+        max_length=16
+    )  # "choice" (citizen picked it) | "staff" (linked on a ticket)
+    ask_id: int | None = Field(default=None, foreign_key="kb_ask.id", index=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    status: CandidateStatus = Field(
+        default=CandidateStatus.pending, sa_type=sa.String(16), index=True
+    )
+    decided_by: str | None = Field(default=None, max_length=120)
+    decided_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+
+
+class Attachment(SQLModel, table=True):
+    """A document a requester sent with a ticket (kept in the database: small, transactional)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=120)
+    size: int
+    data: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = _ts()
+
+
+class ChatSession(SQLModel, table=True):
+    """A web-chat conversation: the browser holds only the random id in a cookie."""
+
+    __tablename__ = "chat_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    state: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts(index=True)
+
+
 # --- outbound messages -----------------------------------------------------------------------
 
 
@@ -337,5 +422,10 @@ ALL_TABLES = [
     RoutingConfig,
     RoutingRuleEvent,
     KBEntry,
+    KBState,
+    KBAsk,
+    KBCandidate,
+    Attachment,
+    ChatSession,
     OutboxDelivery,
 ]

@@ -73,6 +73,11 @@ class KBOfferIn(_In):
     decision: Literal["answer", "suggest", "handover"] | None = None
 
 
+class TranscriptTurn(_In):
+    role: Literal["citizen", "bot"]
+    text: Annotated[str, Field(min_length=1, max_length=4_000), AfterValidator(_no_control)]
+
+
 class TicketCreate(_In):
     subject: Line
     body: Body
@@ -87,6 +92,9 @@ class TicketCreate(_In):
     priority: Priority = Priority.normal
     requester: RequesterIn | None = None
     kb_offers: list[KBOfferIn] | None = Field(default=None, max_length=10)
+    transcript: list[TranscriptTurn] | None = Field(
+        default=None, max_length=100, description="The bot conversation before the handover."
+    )
 
 
 class MessageCreate(_In):
@@ -221,3 +229,150 @@ class ServiceOut(BaseModel):
 class ServicePage(BaseModel):
     items: list[ServiceOut]
     next_cursor: str | None
+
+
+# --- knowledge base ------------------------------------------------------------------------------
+
+
+Question = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000),
+    AfterValidator(_no_control),
+]
+
+
+class AskIn(_In):
+    question: Question
+    city: Key | None = Field(default=None, description="The asker's city; null: shared only.")
+    audience: Audience = Audience.external
+    channel: Channel = Channel.api
+    language: Literal["de", "en"] | None = None
+    client: (
+        Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_control)]
+        | None
+    ) = Field(
+        default=None,
+        description="The asker's chat or session id; only a keyed hash is stored, so the "
+        "person's log can be deleted on request.",
+    )
+
+
+class EntryOut(BaseModel):
+    id: str
+    title: str
+    service: str | None
+    city: str | None
+    audience: str
+    answer: str
+
+
+class OfferOut(BaseModel):
+    id: str
+    title: str
+    score: float
+
+
+class AskOut(BaseModel):
+    ask_id: int
+    decision: Literal["answer", "suggest", "handover"]
+    score: float
+    entry: EntryOut | None = Field(description="The best-ranked entry whatever the decision.")
+    alternatives: list[OfferOut]
+    suggestions: list[OfferOut] = Field(description="Choices to offer (decision suggest only).")
+    service: str | None = Field(description="The service the question is about, when known.")
+
+
+class SearchHitOut(BaseModel):
+    entry: EntryOut
+    score: float
+
+
+class FeedbackIn(_In):
+    helped: bool
+
+
+class ChoiceIn(_In):
+    entry: Key
+
+
+class KBLinkIn(_In):
+    entry: Key
+    question: Line | None = Field(
+        default=None, description="The question the entry answers; default: the ticket subject."
+    )
+
+
+class CandidateOut(BaseModel):
+    id: int
+    entry: str
+    entry_title: str
+    entry_city: str | None
+    question: str
+    source: str
+    status: str
+    ticket: str | None
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+class AcceptIn(_In):
+    question: Line | None = Field(default=None, description="Reworded question (optional).")
+
+
+class GapOut(BaseModel):
+    size: int
+    question: str
+    examples: list[str]
+    cities: dict[str, int]
+    channels: dict[str, int]
+    handed_over: int
+    not_helped: int
+    best_entry: str | None
+    first_seen: datetime
+    last_seen: datetime
+
+
+class ServiceRefOut(BaseModel):
+    key: str
+    name: str
+
+
+# --- citizen channels ---------------------------------------------------------------------------
+
+
+class IdentityIn(_In):
+    telegram_chat_id: Annotated[str, StringConstraints(pattern=r"^-?\d{1,20}$")] | int | None = None
+    web_session: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")] | None = None
+    email: EmailStr | None = None
+
+
+class CitizenTicketOut(BaseModel):
+    reference: str
+    subject: str
+    status: TicketStatus
+    responsible_city: str
+    responsible_city_name: str
+    created_at: datetime
+    updated_at: datetime
+    rating: int | None
+
+
+class ErasureOut(BaseModel):
+    tickets_anonymised: int
+    messages_erased: int
+    attachments_deleted: int
+    asks_deleted: int
+    chat_sessions_deleted: int
+
+
+class RatingIn(_In):
+    rating: int = Field(ge=1, le=5)
+
+
+class AttachmentOut(BaseModel):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    created_at: datetime

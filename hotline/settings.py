@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "dev-insecure-change-me"
@@ -23,7 +23,9 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="HOTLINE_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     env: Environment = Environment.development
     secret_key: str = DEFAULT_SECRET
@@ -40,6 +42,35 @@ class Settings(BaseSettings):
     # SQLite: how long a writer waits for the lock before giving up (ms).
     sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    # Optional Redis (bot conversation state, shared rate limits); empty = in memory.
+    redis_url: str | None = None
+
+    # --- Telegram and the bot -------------------------------------------------------------
+    # The bot's token from @BotFather; without it neither the bot nor Telegram delivery runs.
+    telegram_bot_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN", "HOTLINE_TELEGRAM_BOT_TOKEN"),
+    )
+    # Base URL of the Bot API; tests and local development point it at a stand-in server.
+    telegram_api_base: str = Field(
+        default="https://api.telegram.org",
+        validation_alias=AliasChoices("TELEGRAM_API_BASE", "HOTLINE_TELEGRAM_API_BASE"),
+    )
+    # Webhook mode: the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token.
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TELEGRAM_WEBHOOK_SECRET", "HOTLINE_TELEGRAM_WEBHOOK_SECRET"),
+    )
+    # How the bot reaches the backend (it never opens the database itself).
+    api_url: str = "http://127.0.0.1:8000"
+    api_token: SecretStr | None = None
+    # Citizen channel limits (bot and web chat).
+    chat_max_message_chars: int = Field(default=2_000, ge=100)
+    chat_max_document_bytes: int = Field(default=5_000_000, ge=1_024)
+    chat_rate_limit_per_minute: int = Field(default=20, ge=1)
+    # Outbound delivery worker (outbox): in-process in `hotline serve` unless disabled.
+    worker_in_process: bool = True
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -25,9 +25,14 @@ _Partition = tuple[str | None, str]
 class Thresholds:
     """Where the decisions fall; the defaults come from the kb_dev figures (docs/matching.md)."""
 
-    # Confident answer: score and lead over the second entry both high enough.
+    # Confident answer: score high enough and the best entry clearly ahead of the rest —
+    # either by `margin` points, or because it *dominates* every entry within `margin`
+    # points: it covers question words worth at least `dominance` (share of the question's
+    # weighted words) that the other lacks, and the other covers no question word it lacks.
     answer: float = 64.0
     margin: float = 10.0
+    # Above 1.0 the dominance path is off (answer needs the plain margin).
+    dominance: float = 0.2
     # Offer "Meinten Sie …?" choices from here; below it the question goes to a person.
     suggest: float = 50.0
     # Below this nothing is even reported as the best guess.
@@ -91,6 +96,17 @@ class Candidate:
     dice: float = 0.0
     # 1.0 when the entry is specific to the asker's city (0.0 for shared entries).
     city: float = 0.0
+
+
+@dataclass
+class _Ranked:
+    """The ranked entries of one question and what the decision needs beyond the scores."""
+
+    scored: list[tuple[str, float]]
+    # For each entry in `scored`: its slot (to look up the question words it covers).
+    slots: list[int]
+    # The question's words with their weights (idf × how sure the word is), as in coverage.
+    term_weights: dict[str, float]
 
 
 @dataclass
@@ -262,21 +278,53 @@ class Matcher:
         self, question: str, *, city: str | None = None, audience: str = "external"
     ) -> MatchResult:
         """Match one question; the decision follows `self.thresholds`."""
-        ranked = self._rank(question, city=city, audience=audience, limit=4)
+        ranked = self._ranked(question, city=city, audience=audience)
         t = self.thresholds
-        if not ranked or ranked[0][1] < t.floor:
-            return MatchResult("handover", None, ranked[0][1] if ranked else 0.0, [], t.suggest)
-        best_id, best = ranked[0]
-        second = ranked[1][1] if len(ranked) > 1 else 0.0
-        alternatives = [(i, s) for i, s in ranked[1:4] if s >= t.floor]
+        scored = ranked.scored
+        if not scored or scored[0][1] < t.floor:
+            return MatchResult("handover", None, scored[0][1] if scored else 0.0, [], t.suggest)
+        best_id, best = scored[0]
+        second = scored[1][1] if len(scored) > 1 else 0.0
+        alternatives = [(i, s) for i, s in scored[1:4] if s >= t.floor]
         decision: Decision
-        if best >= t.answer and best - second >= t.margin:
+        if best >= t.answer and (best - second >= t.margin or self._dominates(ranked)):
             decision = "answer"
         elif best >= t.suggest:
             decision = "suggest"
         else:
             decision = "handover"
         return MatchResult(decision, best_id, best, alternatives, t.suggest)
+
+    def _dominates(self, ranked: _Ranked) -> bool:
+        """Whether the best entry beats every close runner-up on the question's words.
+
+        A runner-up within `margin` points is no real alternative when it covers no question
+        word the best entry lacks, while the best entry covers words worth at least
+        `dominance` of the question that the runner-up lacks: the question then names
+        something only the best entry is about. Typical case: sibling entries of one service
+        (Postfach: "Dokumente speichern" vs "Nachrichten finden") whose fuzzy scores sit close.
+        """
+        t = self.thresholds
+        if t.dominance > 1.0 or len(ranked.scored) < 2:
+            return False
+        weights = ranked.term_weights
+        total = sum(weights.values())
+        if total <= 0.0:
+            return False
+        docs = self._docs
+        best_terms = set(docs[ranked.slots[0]].terms)
+        covered = {term: value for term, value in weights.items() if term in best_terms}
+        best_score = ranked.scored[0][1]
+        for (_, score), slot in zip(ranked.scored[1:], ranked.slots[1:], strict=True):
+            if best_score - score >= t.margin:
+                break
+            other = set(docs[slot].terms)
+            if any(term in other and term not in best_terms for term in weights):
+                return False
+            extra = sum(value for term, value in covered.items() if term not in other)
+            if extra < t.dominance * total:
+                return False
+        return True
 
     def search(
         self,
@@ -355,9 +403,15 @@ class Matcher:
     def _rank(
         self, question: str, *, city: str | None, audience: str, limit: int
     ) -> list[tuple[str, float]]:
+        return self._ranked(question, city=city, audience=audience).scored[:limit]
+
+    def _ranked(self, question: str, *, city: str | None, audience: str) -> _Ranked:
         w = self.weights
+        term_weights: dict[str, float] = {}
+        found = self._candidates(question, city=city, audience=audience, terms_out=term_weights)
         scored = [
             (
+                slot,
                 c.entry_id,
                 min(
                     100.0,
@@ -371,13 +425,27 @@ class Matcher:
                     ),
                 ),
             )
-            for c in self._candidates(question, city=city, audience=audience)
+            for slot, c in found
         ]
-        scored.sort(key=lambda item: (-item[1], item[0]))
-        return scored[:limit]
+        scored.sort(key=lambda item: (-item[2], item[1]))
+        return _Ranked(
+            scored=[(entry_id, score) for _, entry_id, score in scored],
+            slots=[slot for slot, _, _ in scored],
+            term_weights=term_weights,
+        )
 
-    def _candidates(self, question: str, *, city: str | None, audience: str) -> list[Candidate]:
-        """The best entries for a question with their feature scores (each 0–1)."""
+    def _candidates(
+        self,
+        question: str,
+        *,
+        city: str | None,
+        audience: str,
+        terms_out: dict[str, float] | None = None,
+    ) -> list[tuple[int, Candidate]]:
+        """The best entries (slot, features 0–1 each) for a question.
+
+        `terms_out`, when given, receives the question's weighted words (idf × certainty).
+        """
         partitions = self._partitions(city, audience)
         if not partitions or not self._docs:
             return []
@@ -397,6 +465,8 @@ class Matcher:
             if df_words.get(t, 0) <= frequent
         }
         word_total = sum(term_idf.values()) or 1.0
+        if terms_out is not None:
+            terms_out.update(term_idf)
         grams = _grams(t.stem for t in tokens)
         gram_idf = {g: _idf(self._df_grams.get(g, 0), n) for g in grams}
         gram_total = sum(gram_idf.values()) or 1.0
@@ -494,4 +564,4 @@ class Matcher:
             for slot, candidate in ranked[: self.dice_candidates]:
                 if self._docs[slot].entry.city == city:
                     candidate.city = 1.0
-        return [c for _, c in ranked]
+        return ranked

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from hotline.db import Database
 from hotline.errors import Unauthorized
 from hotline.services.actors import Actor
+from hotline.services.asking import MatcherCache
 from hotline.services.auth import authenticate_token
 from hotline.services.rules import RouterCache
 from hotline.settings import Settings
@@ -29,7 +30,12 @@ def get_router_cache(request: Request) -> RouterCache:
     return request.app.state.router_cache  # type: ignore[no-any-return]
 
 
+def get_matcher_cache(request: Request) -> MatcherCache:
+    return request.app.state.matcher_cache  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+MatcherCacheDep = Annotated[MatcherCache, Depends(get_matcher_cache)]
 RouterCacheDep = Annotated[RouterCache, Depends(get_router_cache)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 

@@ -10,9 +10,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 class BodySizeLimit:
     """Refuses bodies over `max_bytes`, whether announced by Content-Length or streamed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, upload_bytes: int = 0, upload_suffix: str = ""
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # File uploads (a path ending in `upload_suffix`) may be larger, up to `upload_bytes`
+        # plus room for the multipart framing; the endpoint checks the file's own size.
+        self.upload_bytes = upload_bytes + 64_000 if upload_suffix else max_bytes
+        self.upload_suffix = upload_suffix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (
@@ -25,15 +31,18 @@ class BodySizeLimit:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit = self.max_bytes
+        if self.upload_suffix and scope.get("path", "").endswith(self.upload_suffix):
+            limit = max(limit, self.upload_bytes)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None:
             try:
-                too_big = int(length) > self.max_bytes
+                too_big = int(length) > limit
             except ValueError:
                 too_big = False
             if too_big:
-                await self._refuse(send)
+                await self._refuse(send, limit)
                 return
         # Buffer the body (bounded) so a streamed oversize body is refused cleanly, too.
         chunks: list[bytes] = []
@@ -45,8 +54,8 @@ class BodySizeLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send)
+            if size > limit:
+                await self._refuse(send, limit)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -62,8 +71,8 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
-        detail = f"The request body is larger than the limit of {self.max_bytes} bytes."
+    async def _refuse(self, send: Send, limit: int) -> None:
+        detail = f"The request body is larger than the limit of {limit} bytes."
         await _send_json(send, 413, "payload_too_large", detail)
 
 

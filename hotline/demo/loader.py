@@ -141,15 +141,20 @@ def _cities(session: Session) -> None:
                 ags=raw["ags"],
                 state=raw.get("state"),
                 service_hours=raw["service_hours"],
+                postcodes=raw.get("postcodes"),
             )
         )
     session.flush()
 
 
-def _services(session: Session) -> None:
+def add_digital_services(session: Session) -> None:
+    """The demo's digital services (services.yml), skipping keys that exist already."""
     cities = {c.key: c for c in session.exec(select(City)).all()}
+    taken = set(session.exec(select(Service.key)).all())
     for raw in _yaml("services.yml"):
-        owner = cities[raw["owner"]] if raw.get("owner") else None
+        if raw["key"] in taken:
+            continue
+        owner = cities.get(raw["owner"]) if raw.get("owner") else None
         session.add(
             Service(
                 key=raw["key"],
@@ -160,6 +165,10 @@ def _services(session: Session) -> None:
             )
         )
     session.flush()
+
+
+def _services(session: Session) -> None:
+    add_digital_services(session)
     # Munich's real catalogue, with OZG ids joined through the LeiKa key.
     ozg_by_leika: dict[str, tuple[str, str]] = {}
     with (DATA_DIR / "ozg_leika_joined.csv").open(encoding="utf-8") as fh:

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 import kb
 from hotline.db import utcnow
-from hotline.models import Audience, City, KBEntry, KBStatus, Service
+from hotline.models import Audience, City, KBEntry, KBState, KBStatus, Service
 
 
 class KBImportError(ValueError):
@@ -70,12 +70,36 @@ def import_dir(session: Session, directory: Path) -> KBImportResult:
         session.add(row)
         result.keys.append(entry.id)
     session.flush()
+    if result.created or result.updated:
+        bump_kb_generation(session)
     return result
 
 
-def to_kb_entries(session: Session) -> list[kb.KBEntry]:
+def kb_generation(session: Session) -> int:
+    """The KB's change counter; 0 before anything was imported."""
+    state = session.get(KBState, 1)
+    return state.generation if state else 0
+
+
+def bump_kb_generation(session: Session) -> int:
+    """Mark the KB as changed (in the caller's transaction) so every matcher refreshes."""
+    state = session.exec(select(KBState).where(KBState.id == 1).with_for_update()).first()
+    if state is None:
+        state = KBState(id=1, generation=0)
+    state.generation += 1
+    state.updated_at = utcnow()
+    session.add(state)
+    session.flush()
+    return state.generation
+
+
+def to_kb_entries(session: Session, keys: set[str] | None = None) -> list[kb.KBEntry]:
+    """The stored entries (or those with the given keys) as matcher entries, in key order."""
     cities = {c.id: c.key for c in session.exec(select(City)).all()}
     services = {s.id: s.key for s in session.exec(select(Service)).all()}
+    stmt = select(KBEntry).order_by(col(KBEntry.key))
+    if keys is not None:
+        stmt = stmt.where(col(KBEntry.key).in_(sorted(keys)))
     return [
         kb.KBEntry(
             id=row.key,
@@ -87,7 +111,7 @@ def to_kb_entries(session: Session) -> list[kb.KBEntry]:
             answer=row.answer,
             status=str(row.status),
         )
-        for row in session.exec(select(KBEntry).order_by(col(KBEntry.key))).all()
+        for row in session.exec(stmt).all()
     ]
 
 

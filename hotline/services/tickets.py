@@ -210,6 +210,17 @@ def _event(
     return event
 
 
+def log_event(
+    session: Session,
+    ticket: Ticket,
+    actor: Actor,
+    kind: str,
+    after: dict[str, Any] | None = None,
+) -> TicketEvent:
+    """Record something that happened to a ticket without changing it (e.g. a KB link)."""
+    return _event(session, ticket, actor, kind, None, after)
+
+
 def _check_version(ticket: Ticket, version: int | None) -> None:
     if version is not None and version != ticket.version:
         raise VersionConflict(
@@ -401,6 +412,20 @@ def create_ticket(
     set_due_times(ticket, routed.city, policy, now)
     session.add(ticket)
     session.flush()
+    if data.transcript:
+        # The conversation before the handover, as one bot message for the thread.
+        lines = [
+            f"{'Bürger/in' if turn.role == 'citizen' else 'Bot'}: {turn.text}"
+            for turn in data.transcript
+        ]
+        session.add(
+            Message(
+                ticket_id=ticket.id or 0,
+                kind=MessageKind.bot,
+                body="Verlauf mit dem Bot:\n" + "\n".join(lines),
+                created_at=now,
+            )
+        )
     session.add(
         Message(ticket_id=ticket.id or 0, kind=MessageKind.citizen, body=data.body, created_at=now)
     )

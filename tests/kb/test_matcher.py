@@ -126,6 +126,22 @@ def test_margin_keeps_a_close_second_from_a_confident_answer() -> None:
     assert result.decision == "suggest"
 
 
+def test_dominance_answers_a_close_second_that_explains_less_of_the_question() -> None:
+    siblings = [
+        entry("verloren", ["Reisepass verloren, was nun?"], title="Reisepass verloren"),
+        entry("abholen", ["Wo hole ich den Reisepass ab?"], title="Reisepass abholen"),
+    ]
+    # With a margin nobody reaches, only dominance can give a confident answer.
+    on = Matcher(siblings, thresholds=Thresholds(answer=1, margin=100, suggest=1))
+    off = Matcher(siblings, thresholds=Thresholds(answer=1, margin=100, suggest=1, dominance=2))
+    # "verloren" is only in the first entry and the second covers nothing the first lacks.
+    result = on.match("Reisepass verloren")
+    assert (result.entry, result.decision) == ("verloren", "answer")
+    assert off.match("Reisepass verloren").decision == "suggest"
+    # Both cover the question's words: no dominance, no confident answer.
+    assert on.match("Reisepass").decision == "suggest"
+
+
 # --- city and audience --------------------------------------------------------------
 
 
