@@ -311,6 +311,91 @@ def kb_export(
         db.dispose()
 
 
+CLI_ACTOR_LABEL = "cli"
+
+
+@kb_app.command("gaps")
+def kb_gaps(
+    days: Annotated[int, typer.Option(min=1, max=366, help="Look back this many days.")] = 30,
+    city: Annotated[str | None, typer.Option(help="Only this city's questions.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many groups.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per group.")] = False,
+) -> None:
+    """Questions the KB could not answer (handed over or unhelpful), grouped, biggest first."""
+    import json
+
+    import kb
+    from hotline.services.actors import Actor
+    from hotline.services.learning import gaps
+
+    db = open_db(load_settings())
+    try:
+        with db.read() as session:
+            actor = Actor(label=CLI_ACTOR_LABEL, city_id=None, network=True)
+            groups = gaps(session, actor, kb.Analyzer(), days=days, city=city, limit=limit)
+    except HotlineError as exc:
+        fail(exc.detail)
+    finally:
+        db.dispose()
+    if not groups:
+        typer.echo(f"Keine Lücken in den letzten {days} Tagen.")
+    for g in groups:
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "size": g.size,
+                        "question": g.question,
+                        "examples": g.examples,
+                        "cities": g.cities,
+                        "channels": g.channels,
+                        "handed_over": g.handed_over,
+                        "not_helped": g.not_helped,
+                        "best_entry": g.best_entry,
+                        "last_seen": g.last_seen.isoformat(),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+            continue
+        cities = ", ".join(f"{k} {v}" for k, v in sorted(g.cities.items()))
+        typer.echo(f"{g.size:4d} × {g.question}   [{cities}; nächster Eintrag: {g.best_entry}]")
+        for example in [e for e in g.examples if e != g.question][:3]:
+            typer.echo(f"       – {example}")
+
+
+@kb_app.command("candidates")
+def kb_candidates(
+    accept: Annotated[list[int] | None, typer.Option(help="Accept candidate ID.")] = None,
+    reject: Annotated[list[int] | None, typer.Option(help="Reject candidate ID.")] = None,
+) -> None:
+    """List pending candidate question variants; --accept/--reject ID decides them."""
+    from hotline.models import CandidateStatus
+    from hotline.services.actors import Actor
+    from hotline.services.learning import accept_candidate, list_candidates, reject_candidate
+
+    actor = Actor(label=CLI_ACTOR_LABEL, city_id=None, network=True)
+    db = open_db(load_settings())
+    try:
+        with db.write() as session:
+            for cid in accept or []:
+                entry = accept_candidate(session, actor, cid)
+                typer.echo(f"#{cid} angenommen: jetzt Variante von {entry.key}")
+            for cid in reject or []:
+                reject_candidate(session, actor, cid)
+                typer.echo(f"#{cid} abgelehnt")
+            if not accept and not reject:
+                views = list_candidates(session, actor, status=CandidateStatus.pending)
+                if not views:
+                    typer.echo("Keine offenen Vorschläge.")
+                for v in views:
+                    typer.echo(f"#{v.id:<5} {v.entry:<40} {v.source:<7} {v.question}")
+    except HotlineError as exc:
+        fail(exc.detail)
+    finally:
+        db.dispose()
+
+
 rules_app = build_app(catalog_provider=db_catalog)
 app.add_typer(
     rules_app, name="rules", help="Routing rules: check, explain, coverage, import, export, replay."

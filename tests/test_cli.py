@@ -338,3 +338,42 @@ def test_kb_import_refuses_bad_files_whole(env: str, tmp_path: Path) -> None:
     code, _, _ = invoke("kb", "export", str(tmp_path / "out"))
     assert not (tmp_path / "out" / "neu-ok.md").exists()  # nothing of the refused import
     assert invoke("kb", "import", str(tmp_path / "missing"))[0] == 1
+
+
+def test_kb_gaps_and_candidates(env: str, world: World, db: Database) -> None:
+    from hotline.demo.loader import add_digital_services
+    from hotline.services.actors import Actor
+    from hotline.services.asking import MatcherCache, ask, choose
+    from hotline.services.kb import import_dir
+
+    actor = Actor(label="test", city_id=None, network=True)
+    cache = MatcherCache()
+    with db.write() as session:
+        add_digital_services(session)
+        import_dir(session, Path(__file__).resolve().parents[1] / "kb" / "demo")
+        for question in (
+            "Angelschein online beantragen",
+            "Wie beantrage ich den Angelschein online?",
+            "Straßenlaterne kaputt melden",
+        ):
+            ask(session, actor, cache, question=question, city="augsburg", secret="s")
+        offered = ask(session, actor, cache, question="BayernID Zugang weg", city=None, secret="s")
+        assert offered.entry is not None
+        choose(session, actor, offered.ask_id, entry=offered.entry.id)
+
+    code, out, _ = invoke("kb", "gaps", "--city", "augsburg")
+    assert code == 0
+    first = out.splitlines()[0]
+    assert first.lstrip().startswith("2 ×") and "Angelschein" in first
+    code, out, _ = invoke("kb", "gaps", "--json")
+    assert code == 0 and len(out.splitlines()) == 2
+
+    code, out, _ = invoke("kb", "candidates")
+    assert code == 0 and "BayernID Zugang weg" in out
+    candidate_id = out.split()[0].lstrip("#")
+    code, out, _ = invoke("kb", "candidates", "--accept", candidate_id)
+    assert code == 0 and "angenommen" in out
+    code, _, err = invoke("kb", "candidates", "--accept", candidate_id)
+    assert code == 1 and "already" in err
+    code, _, err = invoke("kb", "gaps", "--city", "atlantis")
+    assert code == 1 and "atlantis" in err
