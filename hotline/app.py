@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from hotline.api.errors import install_error_handlers
 from hotline.api.middleware import BodySizeLimit
@@ -15,8 +19,11 @@ from hotline.db import Database
 from hotline.services.asking import MatcherCache
 from hotline.services.rules import RouterCache
 from hotline.settings import Settings, get_settings
+from hotline.web import chat
+from hotline.worker import run_worker
 
 API_PREFIX = "/api/v1"
+STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
@@ -26,9 +33,18 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        if db is None:
-            database.dispose()
+        stop = asyncio.Event()
+        worker = None
+        if settings.worker_in_process:
+            worker = asyncio.create_task(run_worker(database, settings, stop), name="outbox")
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                await asyncio.wait([worker], timeout=10)
+            if db is None:
+                database.dispose()
 
     app = FastAPI(
         title="Hotline API",
@@ -44,6 +60,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = database
     app.state.router_cache = RouterCache()
     app.state.matcher_cache = MatcherCache()
+    # The web chat calls this app's API in-process with this token; it never leaves memory.
+    app.state.internal_token = secrets.token_urlsafe(32)
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX)
@@ -54,6 +72,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     api.include_router(citizen.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(chat.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if settings.telegram_bot_token is not None and settings.telegram_webhook_secret is not None:
+        from bot.app import make_webhook_router
+
+        app.include_router(make_webhook_router(settings))
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -92,6 +92,50 @@ def serve(
     )
 
 
+@app.command()
+def worker() -> None:
+    """Run the outbox worker on its own (set HOTLINE_WORKER_IN_PROCESS=false for the servers)."""
+    import asyncio
+    import signal
+
+    from hotline.worker import run_worker
+
+    settings = load_settings()
+    db = open_db(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(db, settings, stop)
+
+    typer.echo("Outbox-Worker läuft (Strg-C beendet).")
+    try:
+        asyncio.run(main())
+    finally:
+        db.dispose()
+
+
+@app.command()
+def bot() -> None:
+    """Run the Telegram bot with long polling (needs TELEGRAM_BOT_TOKEN, HOTLINE_API_TOKEN)."""
+    import asyncio
+
+    from bot.app import run_polling
+
+    settings = load_settings()
+    if settings.telegram_bot_token is None:
+        fail("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and set its token.")
+    if settings.api_token is None:
+        fail(
+            "HOTLINE_API_TOKEN is not set: the bot needs a network token "
+            "(`hotline token create --network --name bot`)."
+        )
+    typer.echo(f"Telegram-Bot läuft (Long Polling, API {settings.telegram_api_base}).")
+    asyncio.run(run_polling(settings))
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the migrations (SQLite or PostgreSQL, from HOTLINE_DATABASE_URL)."""

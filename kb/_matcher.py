@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from array import array
@@ -55,6 +56,9 @@ class Weights:
     part: float = 0.5
     # A word only found after typo correction.
     corrected: float = 0.8
+    # An unknown word that starts or ends KB words ("Version" / "Versionierung"), split
+    # evenly over them.
+    prefix: float = 0.5
 
 
 @dataclass
@@ -153,6 +157,10 @@ class Matcher:
     # Words and grams in more entries than these shares do not count (see _candidates).
     common_word_share = 0.10
     common_gram_share = 0.02
+    # An unknown question word this long may stand for a KB word it starts or ends
+    # ("Version" -> "Versionierung", "Formularversion"); more matches than this: too vague.
+    min_prefix = 5
+    max_extensions = 4
 
     def __init__(
         self,
@@ -174,6 +182,7 @@ class Matcher:
         self._df_grams: Counter[str] = Counter()
         self._surface: Counter[str] = Counter()
         self._vocab_by_len: dict[int, list[str]] | None = None
+        self._vocab_sorted: tuple[list[str], list[str]] | None = None
         for entry in entries:
             self.add(entry)
 
@@ -243,6 +252,7 @@ class Matcher:
             part.words.setdefault(term, array("i")).append(slot)
             if self._df_words[term] == 0:
                 self._vocab_by_len = None
+                self._vocab_sorted = None
             self._df_words[term] += 1
         for gram in doc.grams():
             part.grams.setdefault(gram, array("i")).append(slot)
@@ -267,6 +277,7 @@ class Matcher:
                     del counts[key]
                     if counts is self._df_words:
                         self._vocab_by_len = None
+                        self._vocab_sorted = None
         self._surface.subtract(doc.surface)
         for word in doc.surface:
             if self._surface[word] <= 0:
@@ -372,6 +383,30 @@ class Matcher:
                     best = rank
         return best[2] if best is not None else None
 
+    def _extensions(self, stem: str) -> list[str]:
+        """Known stems an unknown word is the start or the end of.
+
+        "version" -> ["versionier", "formularversion"]: a word the KB only has inside a longer
+        word or a compound. Empty when the word is short or there are too many of them.
+        """
+        if len(stem) < self.min_prefix or stem.isdigit():
+            return []
+        if self._vocab_sorted is None:
+            terms = [t for t in self._df_words if not t.isdigit()]
+            self._vocab_sorted = (sorted(terms), sorted(t[::-1] for t in terms))
+        forward, backward = self._vocab_sorted
+        found: list[str] = []
+        for vocab, key, flip in ((forward, stem, False), (backward, stem[::-1], True)):
+            for i in range(bisect.bisect_left(vocab, key), len(vocab)):
+                term = vocab[i]
+                if not term.startswith(key):
+                    break
+                if len(term) - len(key) >= (3 if flip else 2):
+                    found.append(term[::-1] if flip else term)
+                    if len(found) > self.max_extensions:
+                        return []
+        return found
+
     def _query_terms(self, tokens: list[Token]) -> dict[str, float]:
         w = self.weights
         known = self._df_words
@@ -396,7 +431,11 @@ class Matcher:
             corrected = self._correct(token.stem)
             if corrected is not None:
                 put(corrected, w.corrected)
-            else:
+                continue
+            extended = self._extensions(token.stem)
+            for term in extended:
+                put(term, w.prefix / len(extended))
+            if not extended:
                 put(token.stem, w.unknown)
         return weights
 
@@ -449,7 +488,7 @@ class Matcher:
         partitions = self._partitions(city, audience)
         if not partitions or not self._docs:
             return []
-        tokens = self.analyzer.tokens(question, self._surface)
+        tokens = self.analyzer.tokens(question, self._surface, self._df_words)
         if not tokens:
             return []
         n = len(self._docs)

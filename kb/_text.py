@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping
@@ -20,6 +21,90 @@ _MIN_HEAD = 4
 _MIN_MODIFIER = 3
 _MIN_COMPOUND = 7
 _LINKING = ("s", "es", "n", "en", "e", "er")
+
+# Separable verb particles ("melde … an" = anmelden), written folded, longest first so
+# "herunter" is tried before shorter ones.
+_PARTICLES = tuple(
+    sorted(
+        (
+            "an",
+            "ab",
+            "auf",
+            "aus",
+            "ein",
+            "mit",
+            "nach",
+            "vor",
+            "zu",
+            "um",
+            "zurueck",
+            "weiter",
+            "hoch",
+            "herunter",
+            "runter",
+        ),
+        key=len,
+        reverse=True,
+    )
+)
+_PARTICLE_SET = frozenset(_PARTICLES)
+# Words that end a clause for the particle rule (besides punctuation).
+_CLAUSE_WORDS = frozenset({"und", "oder", "aber", "sondern", "denn"})
+_CLAUSE_RE = re.compile(r"[.,;:!?()\[\]\n\"]+")
+_SURFACE_RE = re.compile(r"[^\W_]+")
+# A particle that ends a clause (folded text): only then is there anything to rejoin.
+_CLAUSE_END_PARTICLE_RE = re.compile(
+    r"\b(?:" + "|".join(_PARTICLES) + r")\b[^\w.,;:!?()\[\]\n\"]*"
+    r"(?:[.,;:!?()\[\]\n\"]|$|(?:und|oder|aber|sondern|denn)\b)"
+)
+# Words that may be a separable verb's zu-infinitive or participle ("anzumelden").
+_VERB_FORM_RE = re.compile(r"^(?:" + "|".join(_PARTICLES) + r")(?:zu|ge)")
+# Question words that look like verbs by their ending ("wann") but never are one.
+_NOT_VERBS = frozenset(
+    {
+        "wann",
+        "wie",
+        "wieso",
+        "weshalb",
+        "warum",
+        "wozu",
+        "wofuer",
+        "woran",
+        "worauf",
+        "wovon",
+        "online",
+        "gerne",
+        "heute",
+        "morgen",
+        "gestern",
+    }
+)
+# Present stems with a vowel change ("gibt … ab" = abgeben): the common strong verbs.
+_STRONG_PRESENT = {
+    "gib": "geb",
+    "nimm": "nehm",
+    "sieh": "seh",
+    "lies": "les",
+    "brich": "brech",
+    "sprich": "sprech",
+    "tritt": "tret",
+    "wirf": "werf",
+    "hilf": "helf",
+    "gilt": "gelt",
+    "haelt": "halt",
+    "laesst": "lass",
+    "laess": "lass",
+    "faellt": "fall",
+    "faell": "fall",
+    "stirb": "sterb",
+    "vergiss": "vergess",
+}
+# Endings of a participle used as an adjective ("angemeldete", "hochgeladenen").
+_WEAK_PARTICIPLE = re.compile(r"^([a-z]{3,}?)(?:e?t)(?:e|en|em|er|es)?$")
+_STRONG_PARTICIPLE = re.compile(r"^([a-z]{3,}?)en(?:e|en|em|er|es)?$")
+# A participle-looking word that is really a noun or adjective ("Angelegenheiten",
+# "Angehörigen", "Umgebung") keeps its form.
+_NOT_PARTICIPLE = re.compile(r"(?:heit|keit|ung|schaft|nis|lich|isch|ig)(?:e|en|em|er|es|n)?$")
 
 
 def fold(text: str) -> str:
@@ -88,7 +173,92 @@ class Analyzer:
         return cached
 
     def _stems(self, text: str) -> tuple[str, ...]:
-        return tuple(self.stem(w) for w in _WORD_RE.findall(fold(text)))
+        return tuple(self.stem(_verb_form(w)) for w in _WORD_RE.findall(fold(text)))
+
+    def words(self, text: str, stems: Collection[str] = ()) -> list[str]:
+        """Folded words of `text` with separable verbs rejoined.
+
+        "Wie melde ich den Hund an?" -> [..., "anmelden", ..., "hund"]: a particle at the end
+        of a clause goes back to its verb; "anzumelden" and "angemeldet" become "anmelden"
+        too. Which word is the verb: with `stems` (the KB's vocabulary, question side) the
+        first word of the clause that makes a known stem with the particle; without it (KB
+        side, so an entry's terms never depend on other entries) the first word that looks
+        like a finite verb.
+        """
+        return [w for w, _ in self._words(text, stems)]
+
+    def _words(self, text: str, stems: Collection[str]) -> list[tuple[str, tuple[str, ...]]]:
+        # Each word with the pieces of a rejoined verb (the verb, a content particle).
+        text = unicodedata.normalize("NFC", text)
+        folded = fold(text)
+        out: list[tuple[str, tuple[str, ...]]] = []
+        if _CLAUSE_END_PARTICLE_RE.search(folded) is None:
+            # Fast path (most texts): no particle ends a clause, nothing to rejoin.
+            for w in _WORD_RE.findall(folded):
+                form = _verb_form(w)
+                out.append((form, self._verb_pieces(form) if form != w else ()))
+            return out
+        mixed_case = text != text.lower()
+        pieces_of_form: dict[str, tuple[str, ...]] = {}
+        for clause in _CLAUSE_RE.split(text):
+            words: list[str] = []
+            upper: list[bool] = []
+            for raw in _SURFACE_RE.findall(clause):
+                for w in _WORD_RE.findall(fold(raw)):
+                    if w in _CLAUSE_WORDS:
+                        out.extend(self._rejoin(words, upper, mixed_case, stems))
+                        words, upper = [], []
+                        out.append((w, ()))
+                        continue
+                    form = _verb_form(w)
+                    if form != w:
+                        pieces_of_form[form] = self._verb_pieces(form)
+                    words.append(form)
+                    upper.append(raw[:1].isupper())
+            out.extend(self._rejoin(words, upper, mixed_case, stems))
+        if pieces_of_form:
+            out = [(w, p or pieces_of_form.get(w, ())) for w, p in out]
+        return out
+
+    def _verb_pieces(self, form: str, particle: str | None = None) -> tuple[str, ...]:
+        # The parts of a rejoined verb: the verb itself ("melden" in "anmelden") and a
+        # particle that is a word of its own ("zurück" in "zurücksetzen").
+        if particle is None:
+            particle = next(p for p in _PARTICLES if form.startswith(p))
+        pieces: tuple[str, ...] = (form[len(particle) :],)
+        if particle not in self.stopwords and len(particle) >= 4:
+            pieces = (*pieces, particle)
+        return pieces
+
+    def _rejoin(
+        self, words: list[str], upper: list[bool], mixed_case: bool, stems: Collection[str]
+    ) -> list[tuple[str, tuple[str, ...]]]:
+        plain: list[tuple[str, tuple[str, ...]]] = [(w, ()) for w in words]
+        if len(words) < 2 or words[-1] not in _PARTICLE_SET:
+            return plain
+        particle = words[-1]
+        for i in range(len(words) - 1):
+            word = words[i]
+            if (
+                word in self.stopwords
+                or word in _NOT_VERBS
+                or word in _PARTICLE_SET
+                or len(word) < 3
+                or not word.isalpha()
+            ):
+                continue
+            joined = particle + _present_stem(word) + "en"
+            if stems:
+                stem = self.stem(joined)
+                target = self._phrases.get((stem,))
+                if stem not in stems and not (target and all(t in stems for t in target)):
+                    continue
+            elif (mixed_case and upper[i] and i > 0) or word[-1] not in "etn":
+                continue
+            plain[i] = (joined, self._verb_pieces(joined, particle))
+            del plain[-1]
+            return plain
+        return plain
 
     def _set_synonyms(self, synonyms: Mapping[str, Iterable[str]]) -> None:
         owner: dict[tuple[str, ...], str] = {}
@@ -133,13 +303,21 @@ class Analyzer:
         """Folded words of `text` long enough to be a part of a compound, stop words left out."""
         return [
             w
-            for w in _WORD_RE.findall(fold(text))
+            for w in self.words(text)
             if len(w) >= _MIN_HEAD and w not in self.stopwords and not w.isdigit()
         ]
 
-    def tokens(self, text: str, vocabulary: Collection[str] = ()) -> list[Token]:
-        """Content words of `text` in order; `vocabulary` adds known words for splitting."""
-        words = _WORD_RE.findall(fold(text))
+    def tokens(
+        self, text: str, vocabulary: Collection[str] = (), stems: Collection[str] = ()
+    ) -> list[Token]:
+        """Content words of `text` in order.
+
+        `vocabulary` adds known words for splitting; `stems` (the KB's stems) tells which
+        word of a clause a separated verb particle belongs to (see `words`).
+        """
+        pairs = self._words(text, stems)
+        pieces_of = {w: p for w, p in pairs if p}
+        words = [w for w, _ in pairs]
         if vocabulary:
             words = _join_split_words(words, vocabulary)
         stems = [self.stem(w) for w in words]
@@ -160,6 +338,10 @@ class Analyzer:
                 if word in self.stopwords or (len(word) < 2 and not word.isdigit()):
                     continue
                 parts = self._split(word, vocabulary)
+                pieces = pieces_of.get(word)
+                if pieces:
+                    extra = tuple(self.stem(p) for p in pieces)
+                    parts = (*parts, *(e for e in extra if e not in parts and e != stems[i - 1]))
                 out.append(Token(stems[i - 1], parts))
         return out
 
@@ -206,6 +388,41 @@ class Analyzer:
             else [modifier]
         )
         return [*left, head]
+
+
+def _present_stem(word: str) -> str:
+    """The verb stem of a finite form: "melde"/"meldet"/"melden" -> "meld", "gibt" -> "geb"."""
+    for ending in ("est", "et", "st", "en", "e", "t", "n"):
+        if word.endswith(ending) and len(word) - len(ending) >= 2:
+            stem = word[: -len(ending)]
+            break
+    else:
+        stem = word
+    return _STRONG_PRESENT.get(stem, _STRONG_PRESENT.get(word, stem))
+
+
+@functools.lru_cache(maxsize=200_000)
+def _verb_form(word: str) -> str:
+    """A separable verb's zu-infinitive or participle as its infinitive.
+
+    "anzumelden" -> "anmelden", "angemeldet"/"angemeldete" -> "anmelden",
+    "hochgeladen" -> "hochladen"; other words unchanged.
+    """
+    if len(word) < 7 or _VERB_FORM_RE.match(word) is None:
+        return word
+    for particle in _PARTICLES:
+        if not word.startswith(particle):
+            continue
+        rest = word[len(particle) :]
+        if rest.startswith("zu") and 5 <= len(rest) - 2 <= 12 and rest.endswith("n"):
+            return particle + rest[2:]
+        if rest.startswith("ge") and not _NOT_PARTICIPLE.search(rest):
+            base = rest[2:]
+            found = _WEAK_PARTICIPLE.match(base) or _STRONG_PARTICIPLE.match(base)
+            if found is not None and found.group(1) != "bot":
+                return particle + found.group(1) + "en"
+        return word
+    return word
 
 
 def _join_split_words(words: list[str], vocabulary: Collection[str]) -> list[str]:

@@ -184,6 +184,18 @@ def world(db: Database) -> World:
 
 
 @pytest.fixture
+def demo_kb_world(world: World, db: Database) -> World:
+    """The world plus the demo's digital services and its whole knowledge base (kb/demo)."""
+    from hotline.demo.loader import add_digital_services
+    from hotline.services.kb import import_dir
+
+    with db.write() as session:
+        add_digital_services(session)
+        import_dir(session, Path(__file__).resolve().parents[1] / "kb" / "demo")
+    return world
+
+
+@pytest.fixture
 def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     with TestClient(create_app(settings, db), raise_server_exceptions=False) as test_client:
         yield test_client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -40,7 +41,13 @@ RouterCacheDep = Annotated[RouterCache, Depends(get_router_cache)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 
 
+# The web chat is served by this process and talks to the API in-process (ASGI, no network)
+# with a random token that exists only in this process's memory.
+WEBCHAT_ACTOR = Actor(label="kanal:webchat", city_id=None, network=True)
+
+
 def current_actor(
+    request: Request,
     db: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
@@ -48,6 +55,9 @@ def current_actor(
         raise Unauthorized(
             "An API token is required: send 'Authorization: Bearer <token>'.", code="missing_token"
         )
+    internal = getattr(request.app.state, "internal_token", None)
+    if internal and hmac.compare_digest(credentials.credentials.encode(), internal.encode()):
+        return WEBCHAT_ACTOR
     with db.read() as session:
         return authenticate_token(session, credentials.credentials)
 

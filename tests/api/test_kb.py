@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from hotline.db import Database
-from hotline.demo.loader import add_digital_services
 from hotline.models import City, KBAsk, KBCandidate, KBEntry
-from hotline.services.kb import import_dir
 from tests.conftest import World
-
-KB_DIR = Path(__file__).resolve().parents[2] / "kb" / "demo"
 
 
 @pytest.fixture
-def kb_world(world: World, db: Database) -> World:
-    with db.write() as session:
-        add_digital_services(session)
-        import_dir(session, KB_DIR)
-    return world
+def kb_world(demo_kb_world: World) -> World:
+    return demo_kb_world
 
 
 def _ask(http: TestClient, world: World, question: str, **extra: object) -> dict:

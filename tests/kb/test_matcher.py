@@ -279,3 +279,23 @@ def test_incremental_index_equals_a_fresh_build() -> None:
 def test_empty_matcher_hands_over() -> None:
     result = Matcher().match("Passwort vergessen")
     assert (result.decision, result.entry, result.alternatives) == ("handover", None, [])
+
+
+def test_separable_verbs_tell_anmelden_from_abmelden() -> None:
+    kb = [
+        entry("hund-an", ["Wie melde ich meinen Hund an?"], title="Hund anmelden"),
+        entry("hund-ab", ["Wie melde ich meinen Hund ab?"], title="Hund abmelden"),
+    ]
+    matcher = Matcher(kb)
+    assert matcher.search("wie melde ich den hund an")[0][0] == "hund-an"
+    assert matcher.search("wie melde ich den hund ab")[0][0] == "hund-ab"
+    assert matcher.search("Hund angemeldet")[0][0] == "hund-an"
+
+
+def test_an_unknown_word_finds_the_kb_word_it_starts_or_ends() -> None:
+    kb = [
+        entry("versionen", ["Wie funktioniert die Versionierung?"], title="Formularversionen"),
+        entry("design", ["Wie gestalte ich das Layout?"], title="Formulardesign"),
+    ]
+    matcher = Matcher(kb)
+    assert matcher.search("version")[0][0] == "versionen"

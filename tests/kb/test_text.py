@@ -110,3 +110,56 @@ def test_words_split_apart_are_joined_when_the_kb_writes_them_as_one(analyzer: A
     assert stems(analyzer, "Bund ID") != stems(analyzer, "BundID")
     joined = [t.stem for t in analyzer.tokens("Bund ID Passwort", {"bundid"})]
     assert joined == stems(analyzer, "BundID Passwort")
+
+
+@pytest.mark.parametrize(
+    ("separated", "joined"),
+    [
+        ("Wie melde ich meinen Hund an?", "Hund anmelden"),
+        ("Wie melde ich meinen Hund ab?", "Hund abmelden"),
+        ("Mein Anwohnerparkausweis läuft ab.", "Anwohnerparkausweis ablaufen"),
+        ("Wie setze ich das Passwort zurück?", "Passwort zurücksetzen"),
+        ("Wie schalte ich die Online-Funktion ein, und was kostet das?", "eid einschalten kostet"),
+    ],
+)
+def test_separable_verbs_are_rejoined(analyzer: Analyzer, separated: str, joined: str) -> None:
+    assert sorted(stems(analyzer, separated)) == sorted(stems(analyzer, joined))
+
+
+def test_zu_infinitives_and_participles_of_separable_verbs(analyzer: Analyzer) -> None:
+    (anmelden,) = stems(analyzer, "anmelden")
+    assert stems(analyzer, "anzumelden") == [anmelden]
+    assert stems(analyzer, "angemeldet") == [anmelden]
+    assert stems(analyzer, "angemeldeten") == [anmelden]
+    assert stems(analyzer, "hochgeladen") == stems(analyzer, "hochladen")
+    assert stems(analyzer, "ausgedruckt") == stems(analyzer, "ausdrucken")
+    # Nouns that only look like participles keep their form.
+    assert stems(analyzer, "Angelegenheiten") == stems(analyzer, "Angelegenheit")
+    assert stems(analyzer, "Angebote") == stems(analyzer, "Angebot")
+
+
+def test_a_rejoined_verb_keeps_the_verb_and_a_content_particle_as_parts(
+    analyzer: Analyzer,
+) -> None:
+    (token,) = analyzer.tokens("Wie setze ich es zurück?")
+    assert {analyzer.stem("setzen"), analyzer.stem("zurueck")} <= set(token.parts)
+
+
+def test_question_side_rejoins_only_to_a_known_verb(analyzer: Analyzer) -> None:
+    # With the KB's stems the particle goes to the word that makes a known stem with it.
+    known = {analyzer.stem("abholen"), "reisepass"}
+    assert analyzer.stem("abholen") in [
+        t.stem for t in analyzer.tokens("wo hole ich den reisepass ab", (), known)
+    ]
+    # No known joined stem: the words stay as they are.
+    assert [t.stem for t in analyzer.tokens("paypal leitet nicht zurück", (), known)] == [
+        "paypal",
+        analyzer.stem("leitet"),
+        "nicht",
+        analyzer.stem("zurück"),
+    ]
+
+
+def test_negations_are_content_words(analyzer: Analyzer) -> None:
+    assert "kein" in stems(analyzer, "keine Bestätigung")
+    assert "nicht" in stems(analyzer, "Mail kommt nicht an")
