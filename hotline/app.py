@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from bot.backend import HttpBackend
 from hotline.api.errors import install_error_handlers
 from hotline.api.middleware import BodySizeLimit
 from hotline.api.routes import catalog, citizen, health, routing, tickets
@@ -32,17 +34,25 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     database = db or Database.from_settings(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        worker = None
+        tasks = []
         if settings.worker_in_process:
-            worker = asyncio.create_task(run_worker(database, settings, stop), name="outbox")
+            tasks.append(asyncio.create_task(run_worker(database, settings, stop), name="outbox"))
+        if polling_in_process(settings):
+            from bot.app import run_polling
+
+            polling = run_polling(settings, backend=in_process_backend(app), handle_signals=False)
+            tasks.append(asyncio.create_task(polling, name="telegram-polling"))
         try:
             yield
         finally:
             stop.set()
-            if worker is not None:
-                await asyncio.wait([worker], timeout=10)
+            for task in tasks:
+                if task.get_name() == "telegram-polling":
+                    task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=10)
             if db is None:
                 database.dispose()
 
@@ -77,7 +87,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     if settings.telegram_bot_token is not None and settings.telegram_webhook_secret is not None:
         from bot.app import make_webhook_router
 
-        app.include_router(make_webhook_router(settings))
+        app.include_router(make_webhook_router(settings, backend=in_process_backend(app)))
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
@@ -85,6 +95,30 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         upload_suffix="/attachments",
     )
     return app
+
+
+def polling_in_process(settings: Settings) -> bool:
+    """`hotline serve` runs the bot itself (long polling) when it has a token and no webhook."""
+    return (
+        settings.bot_in_process
+        and settings.telegram_bot_token is not None
+        and settings.telegram_webhook_secret is None
+    )
+
+
+def in_process_backend(app: FastAPI) -> HttpBackend:
+    """The API of this process for the bot and the web chat: over ASGI, with a token that
+    exists only in memory, so the channels use exactly the checks an outside client gets."""
+    backend: HttpBackend | None = getattr(app.state, "in_process_backend", None)
+    if backend is None:
+        backend = HttpBackend(
+            "http://hotline.internal",
+            app.state.internal_token,
+            timeout=30,
+            transport=httpx.ASGITransport(app=app),
+        )
+        app.state.in_process_backend = backend
+    return backend
 
 
 def app_factory() -> FastAPI:

@@ -66,10 +66,17 @@ def serve(
     import uvicorn
 
     from hotline import migrate
+    from hotline.app import polling_in_process
 
     settings = load_settings()
     host = host or settings.host
     port = port or settings.port
+    if workers > 1 and polling_in_process(settings):
+        fail(
+            "Telegram long polling runs in one process only: with --workers > 1 use the webhook "
+            "(TELEGRAM_WEBHOOK_SECRET) or run `hotline bot` separately with "
+            "HOTLINE_BOT_IN_PROCESS=false."
+        )
     db = open_db(settings)
     try:
         current, head = migrate.current_revision(db.engine), migrate.head_revision()
@@ -80,7 +87,11 @@ def serve(
             f"Warnung: Datenbank auf Stand {current}, erwartet {head} — `hotline db upgrade`.",
             err=True,
         )
-    typer.echo(f"Hotline läuft auf http://{host}:{port}  (API /api/v1, Doku /docs)")
+    typer.echo(f"Hotline läuft auf http://{host}:{port}  (Web-Chat /, API /api/v1, Doku /docs)")
+    if polling_in_process(settings):
+        typer.echo(f"Telegram-Bot läuft mit (Long Polling, {settings.telegram_api_base}).")
+    elif settings.telegram_bot_token is not None and settings.telegram_webhook_secret:
+        typer.echo("Telegram-Webhook: POST /telegram/webhook")
     uvicorn.run(
         "hotline.app:app_factory",
         factory=True,

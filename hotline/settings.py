@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("TELEGRAM_WEBHOOK_SECRET", "HOTLINE_TELEGRAM_WEBHOOK_SECRET"),
     )
+    # `hotline serve` runs the bot (long polling) itself when the token is set and no webhook
+    # secret is; turn off when `hotline bot` runs separately or with several server workers.
+    bot_in_process: bool = True
     # How the bot reaches the backend (it never opens the database itself).
     api_url: str = "http://127.0.0.1:8000"
     api_token: SecretStr | None = None

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlmodel import col, select
 
-from bot.backend import HttpBackend, Requester
+from bot.backend import Requester
 from bot.conversation import COMMANDS, Context, Conversation, Reply
 from bot.delivery import UnknownPayload, render
 from bot.texts import t
@@ -147,17 +146,13 @@ def _collect(db: Database, chat_id: str) -> list[dict[str, Any]]:
 
 
 def _conversation(request: Request) -> Conversation:
+    from hotline.app import in_process_backend
+
     app = request.app
     conversation: Conversation | None = getattr(app.state, "webchat_conversation", None)
     if conversation is None:
         settings: Settings = app.state.settings
-        backend = HttpBackend(
-            "http://hotline.internal",
-            app.state.internal_token,
-            timeout=30,
-            transport=httpx.ASGITransport(app=app),
-        )
-        conversation = Conversation.from_settings(backend, settings)
+        conversation = Conversation.from_settings(in_process_backend(app), settings)
         app.state.webchat_conversation = conversation
     return conversation
 

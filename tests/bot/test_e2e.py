@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -353,3 +354,56 @@ async def test_delivery_waits_for_the_bot_api_to_come_back(
     assert delivered == [
         f"Antwort der Hotline zu {reference}:\n\nBitte wenden Sie sich an das Steueramt."
     ]
+
+
+async def test_the_server_runs_the_bot_and_delivers_replies_itself(
+    fake_telegram: FakeTelegram, settings: Settings, kb_world: World, db: Database
+) -> None:
+    """What `make run` does with TELEGRAM_BOT_TOKEN set: the server polls Telegram in-process
+    (talking to its own API) and its outbox worker delivers staff replies to the chat."""
+    served = settings.model_copy(
+        update={
+            "telegram_bot_token": make_settings(fake_telegram).telegram_bot_token,
+            "telegram_api_base": fake_telegram.base_url,
+            "worker_poll_seconds": 0.1,
+            "chat_rate_limit_per_minute": 1_000,
+        }
+    )
+    chat = TelegramChat(None, None, fake_telegram)  # type: ignore[arg-type]
+    texts: Callable[[], list[str]] = lambda: fake_telegram.texts(chat.chat_id)  # noqa: E731
+    with LiveServer(served) as server:
+        fake_telegram.queue_update(chat.message("/start"))
+        await until(lambda: any("In welcher Stadt" in t for t in texts()))
+        fake_telegram.queue_update(chat.callback("Augsburg"))
+        await until(lambda: any("Wie kann ich helfen" in t for t in texts()))
+        fake_telegram.queue_update(chat.message(HANDOVER_QUESTION))
+        await until(lambda: any("an die Hotline" in b for b in _button_labels(fake_telegram)))
+        fake_telegram.queue_update(chat.callback("Ja, an die Hotline"))
+        await until(lambda: "Weiß nicht" in _button_labels(fake_telegram))
+        fake_telegram.queue_update(chat.callback("Weiß nicht"))
+        await until(lambda: "Überspringen" in _button_labels(fake_telegram))
+        fake_telegram.queue_update(chat.callback("Überspringen"))
+        await until(lambda: any("Aktenzeichen: HL-" in t for t in texts()))
+        created = next(t for t in texts() if "Aktenzeichen: " in t)
+        reference = created.split("Aktenzeichen: ")[1].split("\n")[0]
+        async with httpx.AsyncClient(base_url=f"{server.url}/api/v1") as api:
+            ticket = (await api.get(f"/tickets/{reference}", headers=kb_world.headers())).json()
+            reply = await api.post(
+                f"/tickets/{reference}/messages",
+                json={"kind": "reply", "body": "Das Steueramt hilft Ihnen weiter."},
+                headers=kb_world.headers(ticket["responsible_city"]),
+            )
+            assert reply.status_code == 201
+        await until(lambda: any("Das Steueramt hilft Ihnen weiter." in t for t in texts()))
+    assert sum("Das Steueramt hilft Ihnen weiter." in t for t in texts()) == 1
+
+
+def _button_labels(fake: FakeTelegram) -> list[str]:
+    labels: list[str] = []
+    for call in fake.sent():
+        markup = call.get("reply_markup") or {}
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        for row in markup.get("inline_keyboard", []):
+            labels += [b["text"] for b in row]
+    return labels
