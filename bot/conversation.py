@@ -443,6 +443,8 @@ class Conversation:
             suggestions = st.get("suggestions") or []
             if arg == "none":
                 self._record(st, "citizen", t("nothing_fits", lang))
+                # The service guessed from rejected suggestions is unreliable: ask for it.
+                st["service"] = None
                 return self._offer_handover(st, "handover_offer_after_no")
             if arg.isdigit() and int(arg) < len(suggestions):
                 entry_id, title = suggestions[int(arg)]

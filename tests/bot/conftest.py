@@ -245,6 +245,7 @@ def suggest(*entries: Entry) -> AskResult:
         score=55.0,
         entry=entries[0],
         suggestions=[Suggestion(e.id, e.title, 55.0 - i) for i, e in enumerate(entries)],
+        service=entries[0].service,
     )
 
 

@@ -135,6 +135,22 @@ async def test_handover_collects_service_and_email_and_opens_a_ticket(
     assert ticket.requester == Requester("telegram", telegram_chat_id="4242")
 
 
+async def test_none_of_the_suggestions_means_the_service_is_asked(
+    chat: TelegramChat, backend: FakeBackend
+) -> None:
+    wrong = backend.entry("p", "Bewohnerparkausweis verlängern", "…", service="bewohnerparken")
+    backend.on("angelschein", suggest(wrong))
+    await start_in(chat, "Augsburg")
+    await chat.say("Angelschein online verlängern")
+    await chat.press("Nichts davon")
+    texts = await chat.press("Ja, an die Hotline")
+    assert "Um welchen Online-Dienst" in texts[0]
+    await chat.press("Weiß nicht")
+    await chat.press("Überspringen")
+    (ticket,) = backend.tickets.values()
+    assert ticket.draft.service is None
+
+
 async def test_handover_without_city_asks_it_and_skips_service_when_known(
     chat: TelegramChat, backend: FakeBackend
 ) -> None:
