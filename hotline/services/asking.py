@@ -160,17 +160,17 @@ def ask(
     found_city = _city_for(session, actor, city)
     city_key = found_city.key if found_city else None
 
-    def match(matcher: kb.Matcher) -> tuple[kb.MatchResult, dict[str, kb.KBEntry]]:
+    def match(matcher: kb.Matcher) -> tuple[kb.MatchResult, dict[str, kb.KBEntry], float]:
         result = matcher.match(question, city=city_key, audience=audience.value)
         ids = [result.entry, *(i for i, _ in result.alternatives)]
-        return result, {i: e for i in ids if i and (e := matcher.get(i)) is not None}
+        entries = {i: e for i in ids if i and (e := matcher.get(i)) is not None}
+        return result, entries, matcher.thresholds.suggest
 
-    result, entries = cache.run(session, match)
+    result, entries, threshold = cache.run(session, match)
     best = entries.get(result.entry) if result.entry else None
     alternatives = [Offer(i, entries[i].title, round(s, 1)) for i, s in result.alternatives]
     scores = {result.entry: result.score, **dict(result.alternatives)}
     suggestions = [Offer(i, entries[i].title, round(scores[i], 1)) for i in result.suggestions]
-    threshold = cache.thresholds.suggest if cache.thresholds else kb.Thresholds().suggest
     row = KBAsk(
         question=redact(question)[:2000],
         city_id=found_city.id if found_city else None,
