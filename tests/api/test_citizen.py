@@ -111,6 +111,24 @@ def test_attachments_up_to_the_limit(client: TestClient, world: World, db: Datab
         assert len(session.exec(select(Attachment)).all()) == 1
 
 
+def test_a_retried_upload_attaches_once(client: TestClient, world: World, db: Database) -> None:
+    ref = _bot_ticket(client, world)["reference"]
+    headers = {**world.headers(), "Idempotency-Key": "tg-777"}
+    responses = [
+        client.post(
+            f"{API}/tickets/{ref}/attachments",
+            files={"file": ("foto.pdf", b"%PDF-1.4 same", "application/pdf")},
+            headers=headers,
+        )
+        for _ in range(2)
+    ]
+    assert [r.status_code for r in responses] == [201, 201]
+    assert responses[0].json()["id"] == responses[1].json()["id"]
+    assert responses[1].headers.get("Idempotent-Replayed") == "true"
+    with db.read() as session:
+        assert len(session.exec(select(Attachment)).all()) == 1
+
+
 def test_erase_anonymises_tickets_and_deletes_the_log(
     client: TestClient, world: World, db: Database
 ) -> None:

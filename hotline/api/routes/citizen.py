@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, UploadFile, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from hotline.api.deps import ActorDep, DatabaseDep, SettingsDep
 from hotline.api.presenters import city_out, ticket_out
+from hotline.api.routes.tickets import IdempotencyKey, run_idempotent
 from hotline.errors import HotlineError
-from hotline.models import City, Ticket
+from hotline.models import Attachment, City, Ticket
 from hotline.schemas import (
     AttachmentOut,
     CitizenTicketOut,
@@ -22,6 +27,7 @@ from hotline.schemas import (
     TicketOut,
 )
 from hotline.services import citizen as svc
+from hotline.services.tickets import request_hash
 
 router = APIRouter(tags=["citizen channels"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -103,29 +109,52 @@ def rate(ticket_id: str, data: RatingIn, actor: ActorDep, db: DatabaseDep) -> Ti
     responses=ERRORS,
 )
 async def add_attachment(
-    ticket_id: str, file: UploadFile, actor: ActorDep, db: DatabaseDep, settings: SettingsDep
-) -> AttachmentOut:
-    """Attach a document the requester sent (up to the configured size)."""
+    ticket_id: str,
+    file: UploadFile,
+    actor: ActorDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> BaseModel | JSONResponse:
+    """Attach a document the requester sent (up to the configured size); `Idempotency-Key`
+    makes a retried upload attach it once."""
     limit = settings.chat_max_document_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise AttachmentTooLarge(f"The file is larger than {limit // 1_000_000} MB.")
-    with db.write() as session:
+    filename = file.filename or "dokument"
+    content_type = file.content_type or "application/octet-stream"
+
+    def run(session: Session) -> tuple[int, BaseModel]:
         row = svc.add_attachment(
-            session,
-            actor,
-            ticket_id,
-            filename=file.filename or "dokument",
-            content_type=file.content_type or "application/octet-stream",
-            data=data,
+            session, actor, ticket_id, filename=filename, content_type=content_type, data=data
         )
-        return AttachmentOut(
-            id=row.id or 0,
-            filename=row.filename,
-            content_type=row.content_type,
-            size=row.size,
-            created_at=row.created_at,
-        )
+        return row.id or 0, _attachment_out(row)
+
+    def replay(session: Session, attachment_id: int) -> BaseModel:
+        return _attachment_out(session.get_one(Attachment, attachment_id))
+
+    digest = hashlib.sha256(data).hexdigest()
+    return await asyncio.to_thread(
+        run_idempotent,
+        db,
+        actor,
+        idempotency_key,
+        operation="add_attachment",
+        payload_hash=request_hash({"ticket": ticket_id, "file": filename, "sha256": digest}),
+        run=run,
+        replay=replay,
+    )
+
+
+def _attachment_out(row: Attachment) -> AttachmentOut:
+    return AttachmentOut(
+        id=row.id or 0,
+        filename=row.filename,
+        content_type=row.content_type,
+        size=row.size,
+        created_at=row.created_at,
+    )
 
 
 @router.get("/cities/by-postcode/{postcode}", response_model=CityOut, responses=ERRORS)

@@ -57,7 +57,7 @@ def _sla(settings: Settings) -> svc.SLAPolicy:
     return svc.SLAPolicy(settings.sla_first_response_hours, settings.sla_resolution_hours)
 
 
-def _idempotent(
+def run_idempotent(
     db: Database,
     actor: Actor,
     key: str | None,
@@ -127,7 +127,7 @@ def create_ticket(
     def replay(session: Session, ticket_id: int) -> BaseModel:
         return ticket_out(session, session.get_one(Ticket, ticket_id))
 
-    return _idempotent(
+    return run_idempotent(
         db,
         actor,
         idempotency_key,
@@ -222,7 +222,7 @@ def add_message(
     def replay(session: Session, message_id: int) -> BaseModel:
         return messages_out(session, [session.get_one(Message, message_id)])[0]
 
-    return _idempotent(
+    return run_idempotent(
         db,
         actor,
         idempotency_key,
