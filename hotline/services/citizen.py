@@ -99,8 +99,12 @@ class Erasure:
     chat_sessions_deleted: int = 0
 
 
-def anonymise_ticket(session: Session, actor: Actor, ticket: Ticket, reason: str) -> int:
-    """Blank what the person wrote and sent on a ticket; staff replies and events stay."""
+def anonymise_ticket(
+    session: Session, actor: Actor, ticket: Ticket, reason: str
+) -> tuple[int, int]:
+    """Blank what the person wrote and sent on a ticket; staff replies and events stay.
+
+    Returns (messages erased, attachments deleted)."""
     erased = 0
     for message in session.exec(
         select(Message).where(
@@ -112,7 +116,9 @@ def anonymise_ticket(session: Session, actor: Actor, ticket: Ticket, reason: str
             message.body = ERASED
             session.add(message)
             erased += 1
-    session.exec(delete(Attachment).where(col(Attachment.ticket_id) == ticket.id))
+    deleted = session.exec(
+        delete(Attachment).where(col(Attachment.ticket_id) == ticket.id)
+    ).rowcount
     # Nothing more goes out to an erased person.
     for delivery in session.exec(
         select(OutboxDelivery).where(
@@ -128,7 +134,7 @@ def anonymise_ticket(session: Session, actor: Actor, ticket: Ticket, reason: str
     ticket.updated_at = utcnow()
     session.add(ticket)
     log_event(session, ticket, actor, "anonymised", {"reason": reason})
-    return erased
+    return erased, deleted
 
 
 def erase(session: Session, actor: Actor, who: Identity, *, secret: str) -> Erasure:
@@ -138,11 +144,9 @@ def erase(session: Session, actor: Actor, who: Identity, *, secret: str) -> Eras
     for requester in requesters(session, who):
         tickets = session.exec(select(Ticket).where(Ticket.requester_id == requester.id)).all()
         for ticket in tickets:
-            attachments = session.exec(
-                select(Attachment.id).where(Attachment.ticket_id == ticket.id)
-            ).all()
-            result.attachments_deleted += len(attachments)
-            result.messages_erased += anonymise_ticket(session, actor, ticket, "request")
+            erased, deleted = anonymise_ticket(session, actor, ticket, "request")
+            result.messages_erased += erased
+            result.attachments_deleted += deleted
             result.tickets_anonymised += 1
         requester.name = requester.email = requester.telegram_chat_id = None
         requester.web_session = None

@@ -55,7 +55,9 @@ def redis_url() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         if os.environ.get("CI"):
-            pytest.fail("no Redis for the tests: set HOTLINE_TEST_REDIS_URL or install redis-server")
+            pytest.fail(
+                "no Redis for the tests: set HOTLINE_TEST_REDIS_URL or install redis-server"
+            )
         pytest.skip("redis-server is not installed")
     port = _free_port()
     process = subprocess.Popen(

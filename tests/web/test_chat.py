@@ -48,18 +48,12 @@ class Browser:
         return response.text
 
     def buttons(self, html: str) -> dict[str, str]:
-        return dict(
-            re.findall(
-                r'name="data" value="([^"]+)">\s*<input type="hidden" name="label" value="([^"]+)"',
-                html,
-            )
-        ) and {
-            label: data
-            for data, label in re.findall(
-                r'name="data" value="([^"]+)">\s*<input type="hidden" name="label" value="([^"]+)"',
-                html,
-            )
-        }
+        """Label → button data of the choice buttons in `html`."""
+        pairs = re.findall(
+            r'name="data" value="([^"]+)">\s*<input type="hidden" name="label" value="([^"]+)"',
+            html,
+        )
+        return {label: data for data, label in pairs}
 
     def press(self, html: str, label: str) -> str:
         data = self.buttons(html)[label]
