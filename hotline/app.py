@@ -14,9 +14,10 @@ from fastapi.staticfiles import StaticFiles
 
 from bot.backend import HttpBackend
 from hotline.api.errors import install_error_handlers
-from hotline.api.middleware import BodySizeLimit
+from hotline.api.middleware import BodySizeLimit, SecurityHeaders
 from hotline.api.routes import catalog, citizen, health, routing, tickets
 from hotline.api.routes import kb as kb_routes
+from hotline.board import build_router as build_board_router
 from hotline.db import Database
 from hotline.services.asking import MatcherCache
 from hotline.services.rules import RouterCache
@@ -83,11 +84,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(chat.router)
+    app.include_router(build_board_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if settings.telegram_bot_token is not None and settings.telegram_webhook_secret is not None:
         from bot.app import make_webhook_router
 
         app.include_router(make_webhook_router(settings, backend=in_process_backend(app)))
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

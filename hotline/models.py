@@ -123,6 +123,30 @@ class StaffUser(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class StaffSession(SQLModel, table=True):
+    """A board login: the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "staff_session"
+
+    id: str = Field(primary_key=True, max_length=64)  # sha256(token)
+    user_id: int = Field(foreign_key="staff_user.id", index=True)
+    csrf: str = Field(max_length=64)
+    created_at: datetime = _ts()
+    last_seen_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
+
+
+class StaffAccess(SQLModel, table=True):
+    """Who opened which ticket and when (data protection: a log of staff access)."""
+
+    __tablename__ = "staff_access"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int = Field(foreign_key="staff_user.id", index=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    at: datetime = _ts(index=True)
+
+
 class ApiToken(SQLModel, table=True):
     __tablename__ = "api_token"
 
@@ -163,7 +187,11 @@ class ReferenceCounter(SQLModel, table=True):
 
 
 class Ticket(SQLModel, table=True):
-    __table_args__ = (sa.Index("ix_ticket_responsible_status", "responsible_city_id", "status"),)
+    # The board's inbox: keyset pagination per city, optionally per status (newest first).
+    __table_args__ = (
+        sa.Index("ix_ticket_city_id", "responsible_city_id", "id"),
+        sa.Index("ix_ticket_city_status_id", "responsible_city_id", "status", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     reference: str = Field(max_length=20, unique=True, index=True)
@@ -411,6 +439,8 @@ ALL_TABLES = [
     City,
     Service,
     StaffUser,
+    StaffSession,
+    StaffAccess,
     ApiToken,
     Requester,
     ReferenceCounter,

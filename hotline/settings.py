@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     worker_in_process: bool = True
     worker_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # --- staff board -------------------------------------------------------------------------
+    board_session_hours: int = Field(default=12, ge=1)
+    # Failed logins in a row before an account is locked, and for how long.
+    login_max_failed: int = Field(default=5, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1)
+    # Login attempts per client address and minute (all user names together).
+    login_rate_per_minute: int = Field(default=10, ge=1)
+    # Session cookie `Secure` flag: None = set it when the request came over HTTPS
+    # (behind a proxy: run uvicorn with --proxy-headers so the scheme is known).
+    cookie_secure: bool | None = None
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.env != Environment.development and self.env != Environment.test:

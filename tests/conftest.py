@@ -158,6 +158,8 @@ def seed_world(db: Database) -> World:
             ("agent.muc", Role.agent, "muenchen"),
             ("agent2.muc", Role.agent, "muenchen"),
             ("agent.aux", Role.agent, "augsburg"),
+            ("admin.muc", Role.city_admin, "muenchen"),
+            ("admin.aux", Role.city_admin, "augsburg"),
             ("koordination", Role.coordinator, None),
         ):
             # argon2 is slow on purpose; hash once per test run, not per user and test.

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -52,26 +52,51 @@ def _describe(errors: list[Any]) -> tuple[str, str, list[dict[str, Any]]]:
     return code, "; ".join(parts)[:2000] or "The request is not valid.", clean
 
 
+_BOARD_TEXTS = {
+    404: "Diese Seite gibt es nicht.",
+    405: "Diese Aktion ist hier nicht möglich.",
+    413: "Die Eingabe ist zu groß.",
+    422: "Die Eingabe ist unvollständig oder ungültig. Bitte prüfen Sie das Formular.",
+    500: "Ein unerwarteter Fehler ist aufgetreten; er wurde protokolliert.",
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    # The staff board (/board) gets friendly HTML pages instead of JSON.
+    from hotline.board._core import LoginRequired, error_page, is_board, login_redirect
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, _: LoginRequired) -> Response:
+        return login_redirect(request)
+
     @app.exception_handler(HotlineError)
-    async def _domain(_: Request, exc: HotlineError) -> JSONResponse:
+    async def _domain(request: Request, exc: HotlineError) -> Response:
+        if is_board(request):
+            return error_page(request, exc.status_code, exc.detail)
         return error_response(exc.status_code, exc.code, exc.detail, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if is_board(request):
+            return error_page(request, 422, _BOARD_TEXTS[422])
         code, detail, errors = _describe(list(exc.errors()))
         return error_response(422, code, detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_board(request):
+            text = _BOARD_TEXTS.get(exc.status_code, "Die Anfrage ist fehlgeschlagen.")
+            return error_page(request, exc.status_code, text)
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
         return error_response(exc.status_code, code, detail)
 
     @app.exception_handler(DataError)
-    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+    async def _unstorable(request: Request, exc: DataError) -> Response:
         # The database refused a value (a NUL character, a number out of range): bad input,
         # and the write transaction has been rolled back.
+        if is_board(request):
+            return error_page(request, 422, _BOARD_TEXTS[422])
         return error_response(
             422,
             "invalid_input",
@@ -83,9 +108,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, "invalid_json", "The JSON body is nested too deeply.")
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # The type and route only: messages and bodies can carry personal data.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        if is_board(request):
+            return error_page(request, 500, _BOARD_TEXTS[500])
         return error_response(
             500, "internal_error", "An unexpected error occurred; it has been logged."
         )
