@@ -18,6 +18,7 @@ import kb
 from hotline.db import utcnow
 from hotline.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hotline.models import (
+    Audience,
     CandidateStatus,
     City,
     KBAsk,
@@ -27,7 +28,7 @@ from hotline.models import (
     Ticket,
 )
 from hotline.services.actors import Actor
-from hotline.services.asking import get_entry, redact
+from hotline.services.asking import EntryView, MatcherCache, Offer, get_entry, redact
 from hotline.services.catalog import city_keys
 from hotline.services.kb import bump_kb_generation
 from hotline.services.tickets import get_ticket, log_event
@@ -353,3 +354,123 @@ def gaps(
         )
     groups.sort(key=lambda g: (-g.size, -g.last_seen.timestamp()))
     return groups[:limit]
+
+
+# --- the staff board: what editors work on, and trying questions ---------------------------------
+
+
+def editable_candidates(session: Session, actor: Actor, *, limit: int = 200) -> list[CandidateView]:
+    """Pending candidates of the entries the actor may edit, newest first."""
+    ids = {key: city_id for city_id, key in city_keys(session).items()}
+    return [
+        view
+        for view in list_candidates(session, actor, status=CandidateStatus.pending, limit=limit)
+        if can_edit_entry(actor, ids.get(view.entry_city) if view.entry_city else None)
+    ]
+
+
+def _staff_city(session: Session, actor: Actor, city: str | None) -> str | None:
+    """The city to match as (a key or None for shared entries only): staff of a city may only
+    use their own city, the coordination every city."""
+    if not city:
+        return None
+    found = session.exec(select(City).where(City.key == city)).first()
+    if found is None:
+        raise InvalidInput("Diese Stadt gibt es nicht.", code="unknown_city", field="city")
+    if not actor.can_see_city(found.id):
+        raise Forbidden("Sie können nur als Ihre eigene Stadt fragen.", code="city_forbidden")
+    return found.key
+
+
+@dataclass(slots=True)
+class Trial:
+    """What the bot would do with a question: the decision, the best entry and the others."""
+
+    decision: str
+    score: float
+    entry: EntryView | None
+    alternatives: list[Offer]
+    suggestions: list[str]
+    thresholds: kb.Thresholds
+
+
+def try_question(
+    session: Session,
+    actor: Actor,
+    cache: MatcherCache,
+    *,
+    question: str,
+    city: str | None,
+    audience: Audience = Audience.external,
+) -> Trial:
+    """Match a question as the bot would, without logging it as an ask (staff trying the KB
+    must not show up in the gaps report)."""
+    city_key = _staff_city(session, actor, city)
+    if not question.strip():
+        raise InvalidInput("Bitte geben Sie eine Frage ein.", code="empty_question", field="q")
+
+    def run(matcher: kb.Matcher) -> Trial:
+        result = matcher.match(question, city=city_key, audience=audience.value)
+        best = matcher.get(result.entry) if result.entry else None
+        alternatives = [
+            Offer(i, e.title, round(s, 1))
+            for i, s in result.alternatives
+            if (e := matcher.get(i)) is not None
+        ]
+        return Trial(
+            decision=result.decision,
+            score=round(result.score, 1),
+            entry=entry_view_of(best) if best else None,
+            alternatives=alternatives,
+            suggestions=list(result.suggestions),
+            thresholds=matcher.thresholds,
+        )
+
+    trial: Trial = cache.run(session, run)
+    return trial
+
+
+def entry_view_of(entry: kb.KBEntry) -> EntryView:
+    return EntryView(
+        id=entry.id,
+        title=entry.title,
+        service=entry.service or None,
+        city=entry.city,
+        answer=entry.answer,
+        audience=entry.audience,
+    )
+
+
+def find_by_question(
+    session: Session,
+    actor: Actor,
+    cache: MatcherCache,
+    *,
+    question: str,
+    city: str | None = None,
+    limit: int = 50,
+) -> list[tuple[str, float]]:
+    """Entry keys a question asks for, best first, as the matcher ranks them (staff view:
+    internal entries included). Staff of a city search the shared and their city's entries;
+    the coordination a given city's, or every city's when none is given."""
+    if actor.network:
+        cities: list[str | None] = (
+            [_staff_city(session, actor, city)]
+            if city
+            else [None, *sorted(city_keys(session).values())]
+        )
+    else:
+        own = city_keys(session).get(actor.city_id) if actor.city_id is not None else None
+        cities = [own]
+
+    def run(matcher: kb.Matcher) -> list[tuple[str, float]]:
+        best: dict[str, float] = {}
+        for key in cities:
+            for entry_id, score in matcher.search(
+                question, city=key, audience="internal", limit=limit
+            ):
+                best[entry_id] = max(score, best.get(entry_id, 0.0))
+        return sorted(best.items(), key=lambda item: -item[1])[:limit]
+
+    hits: list[tuple[str, float]] = cache.run(session, run)
+    return hits
