@@ -184,7 +184,8 @@ def _services(session: Session) -> None:
 
 
 def _tickets(session: Session, settings: Settings) -> int:
-    specs = _yaml("tickets.yml")
+    # Oldest first, so that ticket ids (the board's "newest first") follow the tickets' age.
+    specs = sorted(_yaml("tickets.yml"), key=lambda spec: -float(spec["age_hours"]))
     users = {u.username: u for u in session.exec(select(StaffUser)).all()}
     cities = {c.id: c.key for c in session.exec(select(City)).all()}
     sla = svc.SLAPolicy(settings.sla_first_response_hours, settings.sla_resolution_hours)
