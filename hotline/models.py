@@ -191,6 +191,9 @@ class Ticket(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_ticket_city_id", "responsible_city_id", "id"),
         sa.Index("ix_ticket_city_status_id", "responsible_city_id", "status", "id"),
+        # SLA views (breached, due soonest) and the dashboard's date ranges per city.
+        sa.Index("ix_ticket_city_first_due", "responsible_city_id", "first_response_due"),
+        sa.Index("ix_ticket_created_city", "created_at", "responsible_city_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -237,7 +240,7 @@ class TicketEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
-    kind: str = Field(max_length=32)
+    kind: str = Field(max_length=32, index=True)
     actor: str = Field(max_length=120)  # e.g. "staff:anna.muc", "token:Website München", "system"
     actor_staff_id: int | None = Field(default=None, foreign_key="staff_user.id")
     actor_token_id: int | None = Field(default=None, foreign_key="api_token.id")
