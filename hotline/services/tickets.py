@@ -501,6 +501,24 @@ def add_message(
     return ticket, message
 
 
+def add_staff_message(
+    session: Session,
+    actor: Actor,
+    ident: int | str,
+    *,
+    kind: MessageKind,
+    body: str,
+    version: int | None,
+) -> tuple[Ticket, Message]:
+    """A reply or note written against the version the staff member saw: when a colleague (or
+    the requester) changed the ticket meanwhile, VersionConflict instead of a blind answer."""
+    if kind not in (MessageKind.reply, MessageKind.note):
+        raise InvalidInput("Staff write replies or notes only.", code="invalid_kind")
+    ticket = get_ticket(session, actor, ident, lock=True)
+    _check_version(ticket, version)
+    return add_message(session, actor, ticket.id or 0, kind=kind, body=body)
+
+
 def change_status(
     session: Session, actor: Actor, ident: int | str, *, to: TicketStatus, version: int
 ) -> Ticket:
