@@ -110,6 +110,7 @@ class TicketDraft:
     email: str | None = None
     transcript: list[Turn] = field(default_factory=list)
     kb_offers: list[KBOffer] = field(default_factory=list)
+    ask_id: int | None = None  # the bot's ask that ended in the handover
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +372,8 @@ class HttpBackend:
             ],
             "transcript": [{"role": turn.role, "text": turn.text} for turn in draft.transcript],
         }
+        if draft.ask_id is not None:
+            body["kb_ask_id"] = draft.ask_id
         data = await self._request("POST", "/tickets", json=body, idempotency_key=idempotency_key)
         city = str(data["responsible_city"])
         return CreatedTicket(

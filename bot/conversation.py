@@ -583,6 +583,7 @@ class Conversation:
             email=st.get("handover", {}).get("email"),
             transcript=[Turn(role=x["role"], text=x["text"]) for x in st.get("transcript", [])],
             kb_offers=[KBOffer(**offer) for offer in st.get("offers", [])][:10],
+            ask_id=int(st["ask_id"]) if st.get("ask_id") else None,
         )
         created = await self.backend.create_ticket(
             draft, ctx.requester, idempotency_key=ctx.idempotency_key

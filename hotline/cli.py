@@ -87,7 +87,10 @@ def serve(
             f"Warnung: Datenbank auf Stand {current}, erwartet {head} — `hotline db upgrade`.",
             err=True,
         )
-    typer.echo(f"Hotline läuft auf http://{host}:{port}  (Web-Chat /, API /api/v1, Doku /docs)")
+    typer.echo(
+        f"Hotline läuft auf http://{host}:{port}  (Web-Chat /, Mitarbeiterbereich /board, "
+        "API /api/v1, Doku /docs)"
+    )
     if polling_in_process(settings):
         typer.echo(f"Telegram-Bot läuft mit (Long Polling, {settings.telegram_api_base}).")
     elif settings.telegram_bot_token is not None and settings.telegram_webhook_secret:
@@ -180,7 +183,9 @@ def db_current() -> None:
 def print_logins(tokens: dict[str, str]) -> None:
     from hotline.demo.loader import DEMO_PASSWORD, DEMO_USERS
 
-    typer.echo(f"\nDemo-Zugänge (Passwort für alle / password for all: {DEMO_PASSWORD}):")
+    typer.echo(
+        f"\nDemo-Zugänge für /board (Passwort für alle / password for all: {DEMO_PASSWORD}):"
+    )
     for username, name, role, city in DEMO_USERS:
         typer.echo(f"  {username:<18} {role.value:<12} {city or 'alle Städte':<12} {name}")
     if tokens:

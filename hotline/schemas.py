@@ -95,6 +95,13 @@ class TicketCreate(_In):
     transcript: list[TranscriptTurn] | None = Field(
         default=None, max_length=100, description="The bot conversation before the handover."
     )
+    kb_ask_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2_000_000_000,
+        description="The bot's ask (`POST /kb/ask`) that ended in this handover; channel "
+        "clients only. Links the question to the ticket for the KPIs.",
+    )
 
 
 class MessageCreate(_In):

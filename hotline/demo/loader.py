@@ -16,7 +16,9 @@ from sqlmodel import Session, col, select
 import kb
 from hotline.db import Database, utcnow
 from hotline.models import (
+    Channel,
     City,
+    KBAsk,
     Message,
     MessageKind,
     Role,
@@ -109,6 +111,7 @@ def load_demo(db: Database, settings: Settings, *, tokens_file: Path | None = No
         )
         kb_result = import_dir(session, KB_DEMO_DIR)
         n_tickets = _tickets(session, settings)
+        n_asks = _asks(session, settings)
         counts = {
             "cities": len(session.exec(select(City)).all()),
             "services": len(session.exec(select(Service)).all()),
@@ -116,6 +119,7 @@ def load_demo(db: Database, settings: Settings, *, tokens_file: Path | None = No
             "rules": rules.created,
             "kb_entries": kb_result.created,
             "tickets": n_tickets,
+            "bot_asks": n_asks,
         }
     if tokens_file is not None:
         tokens_file.parent.mkdir(parents=True, exist_ok=True)
@@ -248,6 +252,43 @@ def _tickets(session: Session, settings: Settings) -> int:
         created.append(ticket)
         _backdate(session, ticket, now - timedelta(hours=float(spec["age_hours"])), now, sla)
     return len(created)
+
+
+def _asks(session: Session, settings: Settings) -> int:
+    """The bot's questions of the last weeks, matched by the real matcher and logged."""
+    from hotline.services.asking import MatcherCache, ask, feedback
+
+    cache = MatcherCache()
+    now = utcnow()
+    specs = _yaml("asks.yml")
+    for spec in specs:
+        actor = Actor(label=f"kanal:{spec['channel']}", city_id=None, network=True)
+        outcome = ask(
+            session,
+            actor,
+            cache,
+            question=spec["q"],
+            city=spec["city"],
+            channel=Channel(spec["channel"]),
+            secret=settings.secret_key,
+        )
+        row = session.get(KBAsk, outcome.ask_id)
+        if row is not None:
+            row.created_at = now - timedelta(days=float(spec["days"]), hours=3)
+            session.add(row)
+        if "helped" in spec and outcome.decision == "answer":
+            feedback(session, actor, outcome.ask_id, helped=bool(spec["helped"]))
+    # Ratings the requesters gave after their tickets were resolved.
+    resolved = session.exec(
+        select(Ticket)
+        .where(col(Ticket.status).in_([TicketStatus.resolved, TicketStatus.closed]))
+        .order_by(col(Ticket.id))
+    ).all()
+    for ticket, rating in zip(resolved, (5, 4, 5, 3, 4, 2, 5, 4), strict=False):
+        ticket.rating = rating
+        session.add(ticket)
+    session.flush()
+    return len(specs)
 
 
 def _to(session: Session, actor: Actor, ticket: Ticket, status: TicketStatus) -> None:

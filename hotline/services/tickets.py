@@ -22,6 +22,7 @@ from hotline.models import (
     City,
     DeliveryStatus,
     IdempotencyRecord,
+    KBAsk,
     Message,
     MessageKind,
     OutboxDelivery,
@@ -438,6 +439,12 @@ def create_ticket(
         {"status": ticket.status, "channel": ticket.channel, "audience": ticket.audience},
     )
     _event(session, ticket, actor, "routed", None, {"city": routed.city.key, **routed.decision})
+    if data.kb_ask_id is not None and actor.network:
+        # The bot's question that ended in this handover (first-contact-resolution KPI).
+        ask = session.get(KBAsk, data.kb_ask_id)
+        if ask is not None and ask.ticket_id is None:
+            ask.ticket_id = ticket.id
+            session.add(ask)
     session.flush()
     return ticket
 

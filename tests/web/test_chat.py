@@ -6,7 +6,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from hotline.db import Database
 from hotline.models import ChatSession, KBAsk, Requester, Ticket
@@ -134,6 +134,10 @@ def test_handover_creates_a_ticket_and_the_staff_reply_appears(
     assert ticket["channel"] == "web" and ticket["origin_city"] == "augsburg"
     messages = client.get(f"/api/v1/tickets/{reference}/messages", headers=headers).json()
     assert any(m["kind"] == "bot" and "Angelschein" in m["body"] for m in messages)
+    # The bot's question is linked to the ticket it ended in (first-contact-resolution KPI).
+    with db.read() as session:
+        asks = session.exec(select(KBAsk).where(col(KBAsk.question).contains("Angelschein"))).all()
+        assert [a.ticket_id for a in asks] == [ticket["id"]]
 
     # Nothing new yet.
     assert browser.updates()[0] == 204
