@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from bot.backend import HttpBackend
 from hotline.api.errors import install_error_handlers
 from hotline.api.middleware import BodySizeLimit, SecurityHeaders
-from hotline.api.routes import catalog, citizen, health, routing, tickets
+from hotline.api.routes import catalog, citizen, health, privacy, routing, tickets
 from hotline.api.routes import kb as kb_routes
 from hotline.board import build_router as build_board_router
 from hotline.db import Database
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     api.include_router(routing.router)
     api.include_router(kb_routes.router)
     api.include_router(citizen.router)
+    api.include_router(privacy.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(chat.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -17,6 +17,9 @@ from hotline.routing import CityInfo, ServiceInfo
 from hotline.routing.cli import build_app
 from hotline.settings import Settings, get_settings
 from kb.cli import app as kb_app
+
+if TYPE_CHECKING:
+    from hotline.services.citizen import Identity
 
 app = typer.Typer(
     help="Hotline: shared e-government support hotline.",
@@ -556,6 +559,154 @@ def rules_replay(
         how = f"Regel {move.rule}" if move.rule else move.via
         typer.echo(f"{move.ref}: {move.from_city} → {move.to_city} ({how})")
     typer.echo(f"{len(moves)} von {len(tickets)} Tickets der letzten {days} Tage würden wechseln.")
+
+
+# --- data protection ---------------------------------------------------------------------------
+
+retention_app = typer.Typer(
+    help="Data protection: retention periods (DSGVO).", no_args_is_help=True
+)
+requester_app = typer.Typer(
+    help="A requester's data: export (Art. 15) and delete (Art. 17).", no_args_is_help=True
+)
+app.add_typer(retention_app, name="retention")
+app.add_typer(requester_app, name="requester")
+
+PRIVACY_ACTOR_LABEL = "cli"
+
+TelegramOpt = Annotated[str | None, typer.Option("--telegram", help="Telegram chat id.")]
+WebOpt = Annotated[str | None, typer.Option("--web", help="Web-chat session id.")]
+EmailOpt = Annotated[str | None, typer.Option("--email", help="E-mail address.")]
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would change; change nothing.")
+    ] = False,
+) -> None:
+    """Apply the retention periods now (the worker does it on its schedule).
+
+    Closed tickets past their city's retention period are anonymised; old bot questions
+    without a ticket and idle web-chat sessions are deleted."""
+    from hotline.worker import retention_job
+
+    settings = load_settings()
+    db = open_db(settings)
+    try:
+        report = retention_job(db, settings, dry_run=dry_run)
+    except Exception as exc:  # the type only: a database error may quote row data
+        fail(f"retention failed: {type(exc).__name__}")
+    finally:
+        db.dispose()
+    done = "würden" if dry_run else "wurden"
+    suffix = " werden" if dry_run else ""
+    if dry_run:
+        typer.echo("Probelauf – nichts wurde geändert.")
+    typer.echo(
+        f"Aufbewahrung: {report.tickets_anonymised} Tickets {done} anonymisiert{suffix}, "
+        f"die Daten von {report.requesters_erased} Anfragenden {done} gelöscht{suffix}, "
+        f"{report.asks_deleted} Bot-Fragen und {report.chat_sessions_deleted} "
+        f"Web-Chat-Sitzungen {done} gelöscht{suffix}."
+    )
+    for key, count in sorted(report.per_city.items()):
+        typer.echo(f"  {key}: {count} Tickets")
+
+
+def _privacy_selector(telegram: str | None, web: str | None, email: str | None) -> Identity:
+    from hotline.services.privacy import selector
+
+    try:
+        return selector(telegram=telegram, web=web, email=email)
+    except HotlineError as exc:
+        fail(f"{exc.detail} (--telegram, --web or --email)")
+
+
+@requester_app.command("export")
+def requester_export(
+    telegram: TelegramOpt = None,
+    web: WebOpt = None,
+    email: EmailOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the JSON to FILE (else to stdout).")
+    ] = None,
+) -> None:
+    """Export everything held about one requester as JSON.
+
+    Tickets with messages and internal notes, attachment metadata, bot questions and the
+    web-chat state; each exported ticket records the export."""
+    import json
+    import os
+
+    from hotline.services.actors import Actor
+    from hotline.services.privacy import export_requester
+
+    who = _privacy_selector(telegram, web, email)
+    settings = load_settings()
+    db = open_db(settings)
+    actor = Actor(label=PRIVACY_ACTOR_LABEL, city_id=None, network=True)
+    try:
+        with db.write() as session:
+            document = export_requester(session, actor, who, secret=settings.secret_key)
+    except HotlineError as exc:
+        fail(exc.detail)
+    finally:
+        db.dispose()
+    text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        # Personal data: readable by the operator only.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        fail(f"{out}: cannot write ({exc.strerror})")
+    typer.echo(
+        f"Export nach {out} geschrieben: {len(document['tickets'])} Tickets, "
+        f"{len(document['questions'])} Bot-Fragen."
+    )
+
+
+@requester_app.command("delete")
+def requester_delete(
+    telegram: TelegramOpt = None,
+    web: WebOpt = None,
+    email: EmailOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete without asking.")] = False,
+) -> None:
+    """Delete one requester's data (needs --yes).
+
+    Their tickets are anonymised, their bot questions and web-chat session deleted."""
+    from hotline.services.actors import Actor
+    from hotline.services.privacy import erase_requester, find_holdings, not_found_error
+
+    who = _privacy_selector(telegram, web, email)
+    settings = load_settings()
+    db = open_db(settings)
+    actor = Actor(label=PRIVACY_ACTOR_LABEL, city_id=None, network=True)
+    try:
+        with db.read() as session:
+            found = find_holdings(session, who, secret=settings.secret_key)
+            if found.empty:
+                fail(not_found_error(who).detail)
+            summary = f"{len(found.tickets)} Tickets, {len(found.asks)} Bot-Fragen" + (
+                ", 1 Web-Chat-Sitzung" if found.chat is not None else ""
+            )
+        if not yes:
+            fail(f"nothing deleted. Found: {summary}. Repeat with --yes to delete.")
+        with db.write() as session:
+            result = erase_requester(session, actor, who, secret=settings.secret_key)
+    except HotlineError as exc:
+        fail(exc.detail)
+    finally:
+        db.dispose()
+    typer.echo(
+        f"Gelöscht: {result.tickets_anonymised} Tickets anonymisiert "
+        f"({result.messages_erased} Nachrichten, {result.attachments_deleted} Anhänge), "
+        f"{result.asks_deleted} Bot-Fragen, {result.chat_sessions_deleted} Web-Chat-Sitzungen."
+    )
 
 
 def main() -> None:

@@ -88,6 +88,10 @@ class City(SQLModel, table=True):
     sla_resolution_hours: int | None = None
     # Postcode ranges the city serves, e.g. ["80331-81929"]; lets the bot ask for a postcode.
     postcodes: list[str] | None = _json()
+    # Data protection: closed tickets are anonymised after `retention_days`; the question log
+    # (bot asks that did not become a ticket) is deleted after `log_retention_days`.
+    retention_days: int = Field(default=180, sa_column_kwargs={"server_default": "180"})
+    log_retention_days: int = Field(default=30, sa_column_kwargs={"server_default": "30"})
     created_at: datetime = _ts()
 
 

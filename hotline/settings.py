@@ -82,9 +82,23 @@ class Settings(BaseSettings):
     login_lockout_minutes: int = Field(default=15, ge=1)
     # Login attempts per client address and minute (all user names together).
     login_rate_per_minute: int = Field(default=10, ge=1)
+    # API intake per client and minute: a client is the token plus the citizen it acts for
+    # (chat id, web session, e-mail) when the request names one (hotline/api/ratelimit.py).
+    ask_rate_per_minute: int = Field(default=120, ge=1)
+    ticket_rate_per_minute: int = Field(default=60, ge=1)
     # Session cookie `Secure` flag: None = set it when the request came over HTTPS
     # (behind a proxy: run uvicorn with --proxy-headers so the scheme is known).
     cookie_secure: bool | None = None
+
+    # --- data protection (retention) ---------------------------------------------------------
+    # The worker runs the retention job this often (0 = never; then run `hotline retention run`
+    # from cron instead). The periods themselves are set per city (City.retention_days).
+    retention_interval_hours: float = Field(default=24.0, ge=0)
+    # Questions without a city and idle web-chat sessions are deleted after this many days.
+    log_retention_days: int = Field(default=30, ge=1)
+    # Rows changed per transaction, so retention never holds the write lock for long (SQLite:
+    # ~0.5 s for 100 tickets).
+    retention_batch_size: int = Field(default=100, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -11,6 +11,9 @@ row becomes due again after the lease. Temporary failures are retried with expon
 (capped, so an outage of minutes costs at most a minute of extra delay); permanent ones (the
 citizen blocked the bot, the chat is gone) and messages older than `GIVE_UP_AFTER` end as
 `failed`. Web-chat messages are not pushed: the web chat page collects them itself.
+
+Alongside the deliveries the worker runs the data-retention job (services/retention.py) every
+`HOTLINE_RETENTION_INTERVAL_HOURS`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlmodel import col, select
 
 from hotline.db import Database, utcnow
 from hotline.models import Channel, DeliveryStatus, OutboxDelivery
+from hotline.services.retention import RetentionReport, run_retention
 from hotline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -200,7 +204,20 @@ async def telegram_sender(settings: Settings) -> tuple[Sender, Callable[[], Awai
 async def run_worker(
     db: Database, settings: Settings, stop: asyncio.Event, *, poll_seconds: float | None = None
 ) -> None:
-    """Deliver until `stop` is set (in `hotline serve`'s event loop or `hotline worker`)."""
+    """Deliver until `stop` is set (in `hotline serve`'s event loop or `hotline worker`), and
+    run the retention job on its schedule alongside."""
+    retention = asyncio.create_task(run_retention_schedule(db, settings, stop), name="retention")
+    try:
+        await _deliver_until_stopped(db, settings, stop, poll_seconds=poll_seconds)
+    finally:
+        retention.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention
+
+
+async def _deliver_until_stopped(
+    db: Database, settings: Settings, stop: asyncio.Event, *, poll_seconds: float | None = None
+) -> None:
     senders: dict[str, Sender] = {}
     closers: list[Callable[[], Awaitable[None]]] = []
     if settings.telegram_bot_token is not None:
@@ -226,3 +243,48 @@ async def run_worker(
     finally:
         for close in closers:
             await close()
+
+
+# --- data retention ------------------------------------------------------------------------------
+
+# The first run waits a little after start, so a restart loop or a short-lived test server
+# never runs it; then it runs every `retention_interval_hours`.
+RETENTION_FIRST_DELAY_SECONDS = 600.0
+
+
+def retention_job(db: Database, settings: Settings, *, dry_run: bool = False) -> RetentionReport:
+    """One run of the retention job (DSGVO): what the worker schedules and the CLI runs.
+    It logs one line of counts, never names or texts."""
+    return run_retention(
+        db,
+        log_retention_days=settings.log_retention_days,
+        batch_size=settings.retention_batch_size,
+        dry_run=dry_run,
+    )
+
+
+async def run_retention_schedule(
+    db: Database,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    first_delay: float = RETENTION_FIRST_DELAY_SECONDS,
+) -> int:
+    """Run the retention job every `retention_interval_hours` until `stop`; returns the number
+    of runs. An interval of 0 turns it off (run `hotline retention run` from cron instead)."""
+    interval = settings.retention_interval_hours * 3600
+    if interval <= 0:
+        return 0
+    runs = 0
+    delay = min(first_delay, interval)
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        if stop.is_set():
+            return runs
+        try:
+            await asyncio.to_thread(retention_job, db, settings)
+        except Exception as exc:  # keep the schedule alive; the type only (no row data)
+            log.error("retention job failed: %s", type(exc).__name__)
+        runs += 1
+        delay = interval

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, select, update
 
 from hotline.db import utcnow
 from hotline.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hotline.models import (
     Attachment,
+    CandidateStatus,
     ChatSession,
     City,
     DeliveryStatus,
     KBAsk,
+    KBCandidate,
     Message,
     MessageKind,
     OutboxDelivery,
@@ -156,6 +158,19 @@ def erase(session: Session, actor: Actor, who: Identity, *, secret: str) -> Eras
     if channel != "email":
         hashed = client_hash(secret, channel, ident)
         asks = session.exec(select(KBAsk).where(KBAsk.client_hash == hashed)).all()
+        ids = [ask.id for ask in asks if ask.id is not None]
+        if ids:
+            # Proposed variants still carry the person's words: they go too. Variants staff
+            # already accepted are part of the KB now and only lose the link to the ask.
+            session.exec(  # type: ignore[call-overload]
+                delete(KBCandidate).where(
+                    col(KBCandidate.ask_id).in_(ids),
+                    col(KBCandidate.status) == CandidateStatus.pending,
+                )
+            )
+            session.exec(  # type: ignore[call-overload]
+                update(KBCandidate).where(col(KBCandidate.ask_id).in_(ids)).values(ask_id=None)
+            )
         for ask in asks:
             session.delete(ask)
         result.asks_deleted = len(asks)

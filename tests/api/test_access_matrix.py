@@ -101,6 +101,9 @@ TABLE: dict[tuple[str, str], dict[str, str]] = {
     # citizen channels
     ("GET", "/api/v1/citizen/tickets"): CHANNELS,
     ("POST", "/api/v1/citizen/erase"): CHANNELS,
+    # data protection: export and erasure of a person's data, for the network (coordinators)
+    ("GET", "/api/v1/requesters/export"): CHANNELS,
+    ("POST", "/api/v1/requesters/erase"): CHANNELS,
     # public: health and the citizen web chat
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
@@ -298,11 +301,15 @@ def _request(
         json = {"entry": o.entry}
     elif path.endswith("/citizen/erase"):
         json = {"telegram_chat_id": "4711"}
+    elif path.endswith("/requesters/erase"):
+        json = {"telegram": "4711"}
     elif path.startswith("/chat/"):
         json = None
     params: dict[str, Any] | None = None
     if path.endswith("/citizen/tickets"):
         params = {"telegram_chat_id": "4711"}
+    elif path.endswith("/requesters/export"):
+        params = {"telegram": "4711"}
     elif method == "DELETE":
         params = {"version": 1}
     if path.endswith(("/check", "/replay", "/import")):

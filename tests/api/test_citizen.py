@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from hotline.db import Database
-from hotline.models import Attachment, City, KBAsk, Message, Requester, Ticket
+from hotline.models import Attachment, City, KBAsk, KBCandidate, KBEntry, Message, Requester, Ticket
+from hotline.services.learning import propose_candidate
 from tests.conftest import World
 
 API = "/api/v1"
@@ -139,6 +140,14 @@ def test_erase_anonymises_tickets_and_deletes_the_log(
         headers=world.headers(),
     )
     assert ask.status_code == 200
+    # The citizen picked a suggestion: their words became a proposed KB variant.
+    with db.write() as session:
+        entry = KBEntry(key="bescheid", title="Bescheid", questions=["Bescheid?"], answer="A")
+        session.add(entry)
+        session.flush()
+        propose_candidate(
+            session, entry, "Wo ist mein Bescheid?", source="choice", ask_id=ask.json()["ask_id"]
+        )
     client.post(
         f"{API}/tickets/{ticket['reference']}/attachments",
         files={"file": ("a.txt", b"hallo", "text/plain")},
@@ -160,6 +169,7 @@ def test_erase_anonymises_tickets_and_deletes_the_log(
             m.body for m in session.exec(select(Message).where(Message.ticket_id == stored.id))
         ]
         assert all("BayernID" not in b for b in bodies)
+        assert session.exec(select(KBCandidate)).all() == []
         assert session.exec(select(KBAsk)).all() == []
         assert session.exec(select(Attachment)).all() == []
     # Nothing is left to list for that chat.

@@ -144,6 +144,8 @@ TABLE: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/board/admin/services"): COORDINATOR,
     ("GET", "/board/admin/services/{service}"): ADMINS,
     ("POST", "/board/admin/services/{service}"): COORDINATOR,
+    # data protection: the staff access log is for coordinators only
+    ("GET", "/board/access-log"): COORDINATOR,
 }
 
 # The app's parameter names → the placeholders of the table (so the table reads clearly).

@@ -1,0 +1,28 @@
+"""English for the staff access log page."""
+
+EN = {
+    "Zugriffsprotokoll": "Access log",
+    "Wer hat wann welches Ticket geöffnet? Jeder Aufruf einer Ticketseite durch Mitarbeitende wird protokolliert (Datenschutz).": "Who opened which ticket, and when? Every time staff open a ticket page it is logged (data protection).",
+    "Der Link zur Seite ist ungültig; die erste Seite wird angezeigt.": "The page link is not valid; the first page is shown.",
+    "Zugriffsprotokoll filtern": "Filter the access log",
+    "Benutzername": "User name",
+    "Ticket-Referenz": "Ticket reference",
+    "z. B. HL-2026-000123": "e.g. HL-2026-000123",
+    "Von (Datum)": "From (date)",
+    "Bis (Datum)": "To (date)",
+    "Einträge pro Seite": "Entries per page",
+    "Filtern": "Filter",
+    "Filter zurücksetzen": "Reset filters",
+    "Zugriffe": "Accesses",
+    "Zugriffe, neueste zuerst": "Accesses, newest first",
+    "Zeitpunkt": "Time",
+    "Mitarbeiter/in": "Staff member",
+    "Stadt der Person": "Their city",
+    "Ticket": "Ticket",
+    "Zuständige Stadt": "Responsible city",
+    "Netzwerk": "Network",
+    "Keine Zugriffe gefunden.": "No accesses found.",
+    "Seiten": "Pages",
+    "Erste Seite": "First page",
+    "Nächste Seite": "Next page",
+}
