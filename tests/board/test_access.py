@@ -1,9 +1,11 @@
 """Every board route × every kind of visitor → the expected outcome, in one table.
 
-The visitors: anonymous, an agent of München, a city admin of München, the coordinator, and
-an agent and a city admin of another city (Augsburg). The objects in the URLs (ticket, rule,
-KB entry, candidate, user, token, city, service) belong to München, and each visitor works on
-its own copy, so one visitor's allowed change cannot hide another visitor's refusal.
+The visitors: anonymous, an agent of München, a city admin of München, the coordinator, an
+agent and a city admin of another city (Augsburg), and an API client with München's city
+token or the network token (the board takes no bearer tokens: they count as anonymous).
+The objects in the URLs (ticket, rule, KB entry, candidate, user, token, city, service)
+belong to München, and each visitor works on its own copy, so one visitor's allowed change
+cannot hide another visitor's refusal.
 
 Outcomes: `ok` — the request got through the access checks (2xx/3xx that is not the login,
 or a 409/422 answer about the content); `login` — sent to the login form; `deny` — 403 or
@@ -40,12 +42,14 @@ VISITORS = {
     "other_agent": "agent.aux",
     "other_admin": "admin.aux",
 }
+# API tokens are no board login (the API's own matrix is tests/api/test_access_matrix.py).
+TOKENS = ("city_token", "network_token")
 ALL_STAFF = {v: "ok" for v in VISITORS if v != "anon"}
 
 
 def expect(**outcomes: str) -> dict[str, str]:
     """Logged-in visitors default to `ok`, anonymous to `login`; name the exceptions."""
-    table = {"anon": "login", **ALL_STAFF}
+    table = {"anon": "login", **ALL_STAFF, **dict.fromkeys(TOKENS, "login")}
     table.update(outcomes)
     return table
 
@@ -55,7 +59,8 @@ SAME_CITY = expect(other_agent="deny", other_admin="deny")
 ADMINS = expect(agent="deny", other_agent="deny")
 OWN_CITY_ADMINS = expect(agent="deny", other_agent="deny", other_admin="deny")
 COORDINATOR = expect(agent="deny", admin="deny", other_agent="deny", other_admin="deny")
-PUBLIC = dict.fromkeys(VISITORS, "ok")
+VISITORS_ALL = (*VISITORS, *TOKENS)
+PUBLIC = dict.fromkeys(VISITORS_ALL, "ok")
 
 # (method, path) → expected outcome per visitor; the path's {placeholders} are filled with
 # the visitor's own München object.
@@ -63,9 +68,9 @@ TABLE: dict[tuple[str, str], dict[str, str]] = {
     # login, account, language
     ("GET", "/board/login"): PUBLIC,
     # without the login form's own token every login post is refused (403)
-    ("POST", "/board/login"): dict.fromkeys(VISITORS, "deny"),
+    ("POST", "/board/login"): dict.fromkeys(VISITORS_ALL, "deny"),
     # logging out ends on the login page (for the anonymous visitor, too)
-    ("POST", "/board/logout"): dict.fromkeys(VISITORS, "login"),
+    ("POST", "/board/logout"): dict.fromkeys(VISITORS_ALL, "login"),
     ("GET", "/board/password"): ANY_STAFF,
     ("POST", "/board/password"): ANY_STAFF,
     ("GET", "/board/lang/{lang}"): PUBLIC,
@@ -321,10 +326,13 @@ def _form_for(path: str) -> dict[str, str]:
 def test_route_access(route: tuple[str, str], board: Board, world: World, db: Database) -> None:
     method, template = route
     outcomes: dict[str, str] = {}
-    for who, username in VISITORS.items():
-        bc = board(username)
+    for who in VISITORS_ALL:
+        bc = board(VISITORS.get(who))
         objects = _make_objects(bc, world, db, who)
         path = template.format(**vars(objects))
+        if who in TOKENS:
+            token = world.city_tokens["muenchen"] if who == "city_token" else world.network_token
+            bc.client.headers["Authorization"] = f"Bearer {token}"
         if method == "GET":
             response = bc.get(path, follow_redirects=False)
         else:
