@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiogram import Bot
+from typing import TYPE_CHECKING, Any
 
 from bot.conversation import Button, Reply
-from bot.telegram import send_reply
 from bot.texts import status_name, t
+
+if TYPE_CHECKING:  # aiogram is heavy to import; the web chat renders payloads without it
+    from aiogram import Bot
 
 
 class UnknownPayload(ValueError):
@@ -35,4 +35,6 @@ def render(payload: dict[str, Any]) -> Reply:
 async def deliver(bot: Bot, chat_id: str, payload: dict[str, Any]) -> None:
     """Send the payload to the chat; any Bot API or network error propagates so the worker
     retries later (the outbox deduplicates, so a retry after a lost answer is harmless)."""
+    from bot.telegram import send_reply
+
     await send_reply(bot, chat_id, render(payload))
