@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -215,6 +216,22 @@ def _datetime(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+class _NoQueryInRequestLog(logging.Filter):
+    """httpx logs every request URL at INFO; a query can name a citizen (chat id, web-chat
+    session), so the logged URL loses its query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.copy_with(query=None) if isinstance(arg, httpx.URL) and arg.query else arg
+                for arg in record.args
+            )
+        return True
+
+
+_REQUEST_LOG_FILTER = _NoQueryInRequestLog()
+
+
 class HttpBackend:
     """The backend's HTTP API (`/api/v1`) with the bot's Bearer token."""
 
@@ -233,6 +250,9 @@ class HttpBackend:
             transport=transport,
         )
         self._cities: dict[str, City] | None = None
+        request_log = logging.getLogger("httpx")
+        if _REQUEST_LOG_FILTER not in request_log.filters:
+            request_log.addFilter(_REQUEST_LOG_FILTER)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpBackend:

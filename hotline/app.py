@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from bot.backend import HttpBackend
 from hotline.api.errors import install_error_handlers
 from hotline.api.middleware import BodySizeLimit, SecurityHeaders
+from hotline.api.ratelimit import close_limiters
 from hotline.api.routes import catalog, citizen, health, privacy, routing, tickets
 from hotline.api.routes import kb as kb_routes
 from hotline.board import build_router as build_board_router
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                     task.cancel()
             if tasks:
                 await asyncio.wait(tasks, timeout=10)
+            await close_limiters(app.state)
             if db is None:
                 database.dispose()
 

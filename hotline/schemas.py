@@ -150,6 +150,10 @@ class ErrorOut(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+class RateLimitedOut(ErrorOut):
+    retry_after: int = Field(description="Seconds until this client may try again.")
+
+
 class RequesterOut(BaseModel):
     name: str | None
     email: str | None

@@ -31,7 +31,11 @@ _HTTP_CODES = {
 
 
 def error_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers: dict[str, str] | None = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif status == 429 and isinstance(extra.get("retry_after"), int):
+        headers = {"Retry-After": str(extra["retry_after"])}
     return JSONResponse(
         {"code": code, "detail": detail, **extra}, status_code=status, headers=headers
     )
@@ -102,6 +106,22 @@ def install_error_handlers(app: FastAPI) -> None:
             "invalid_input",
             "The request contains a value the database cannot store (e.g. a NUL character).",
         )
+
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request: Request, exc: OverflowError) -> Response:
+        # SQLite's driver refuses integers beyond 64 bits (PostgreSQL raises DataError, above).
+        if is_board(request):
+            return error_page(request, 422, _BOARD_TEXTS[422])
+        return error_response(
+            422, "invalid_input", "A number in the request is out of range (at most 64 bits)."
+        )
+
+    @app.exception_handler(UnicodeDecodeError)
+    async def _not_utf8(request: Request, exc: UnicodeDecodeError) -> Response:
+        # A body read by hand (JSON or YAML) that is not UTF-8: the client's mistake, not ours.
+        if is_board(request):
+            return error_page(request, 422, _BOARD_TEXTS[422])
+        return error_response(422, "invalid_encoding", "The request body is not UTF-8 text.")
 
     @app.exception_handler(RecursionError)
     async def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:

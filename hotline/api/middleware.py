@@ -1,5 +1,5 @@
-"""ASGI middleware: a hard limit on request body size (413 before the app sees the body) and
-security headers on every response."""
+"""ASGI middleware: a hard limit on request body size (413 before the app sees the body), no NUL
+characters in addresses and form posts, and security headers on every response."""
 
 from __future__ import annotations
 
@@ -61,6 +61,13 @@ class BodySizeLimit:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        content_type = headers.get(b"content-type", b"").lower()
+        if content_type.startswith(b"application/x-www-form-urlencoded") and (
+            b"%00" in body or b"\x00" in body
+        ):
+            # No form of ours takes a NUL (PostgreSQL cannot store one, and it hides text).
+            await _send_json(send, 400, "invalid_characters", "The form contains a NUL character.")
+            return
         sent = False
 
         async def replay() -> Message:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlmodel import Session
 
 from hotline.api.deps import ActorDep, DatabaseDep, MatcherCacheDep, SettingsDep
+from hotline.api.ratelimit import RATE_LIMITED, limit_asks
 from hotline.models import Audience, CandidateStatus, KBEntry
 from hotline.schemas import (
     AcceptIn,
@@ -51,7 +52,12 @@ def _stored_entry(session: Session, row: KBEntry) -> EntryOut:
     return _entry(asking.entry_view(session, row))
 
 
-@router.post("/kb/ask", response_model=AskOut, responses=ERRORS)
+@router.post(
+    "/kb/ask",
+    response_model=AskOut,
+    responses={**ERRORS, **RATE_LIMITED},
+    dependencies=[Depends(limit_asks)],
+)
 def ask(
     data: AskIn, actor: ActorDep, db: DatabaseDep, cache: MatcherCacheDep, settings: SettingsDep
 ) -> AskOut:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from hotline.api.deps import ActorDep, DatabaseDep, RouterCacheDep, SettingsDep
 from hotline.api.presenters import events_out, messages_out, ticket_out, tickets_out
+from hotline.api.ratelimit import RATE_LIMITED, limit_ticket_creation
 from hotline.db import Database
 from hotline.models import Audience, Channel, Message, MessageKind, Ticket, TicketStatus
 from hotline.schemas import (
@@ -102,7 +103,13 @@ def run_idempotent(
     raise AssertionError("unreachable")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketOut, responses=ERRORS)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TicketOut,
+    responses={**ERRORS, **RATE_LIMITED},
+    dependencies=[Depends(limit_ticket_creation)],
+)
 def create_ticket(
     data: TicketCreate,
     actor: ActorDep,
