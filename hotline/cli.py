@@ -695,7 +695,10 @@ def requester_delete(
                 ", 1 Web-Chat-Sitzung" if found.chat is not None else ""
             )
         if not yes:
-            fail(f"nothing deleted. Found: {summary}. Repeat with --yes to delete.")
+            fail(
+                f"Nichts gelöscht / nothing deleted. Gefunden: {summary}. "
+                "Zum Löschen mit --yes wiederholen / repeat with --yes to delete."
+            )
         with db.write() as session:
             result = erase_requester(session, actor, who, secret=settings.secret_key)
     except HotlineError as exc:
