@@ -47,7 +47,9 @@ def _unavailable(reason: str) -> None:
 def live_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The app with the demo data (users, rules, KB, tickets) on its own SQLite file."""
     path = tmp_path_factory.mktemp("browser") / "demo.db"
-    settings = settings_for(f"sqlite:///{path}", worker_in_process=True)
+    # Every browser test logs in from 127.0.0.1: the per-address login limit (tested in
+    # tests/board/test_auth.py) would otherwise refuse the later tests of a fast run.
+    settings = settings_for(f"sqlite:///{path}", worker_in_process=True, login_rate_per_minute=1000)
     db = Database.from_settings(settings)
     upgrade(db.engine)
     load_demo(db, settings)
@@ -67,9 +69,7 @@ def chromium() -> Iterator[Any]:
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
-        )
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         yield browser
         browser.close()
 
