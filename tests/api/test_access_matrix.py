@@ -22,10 +22,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from hotline.db import Database
-from hotline.models import City, KBEntry
-from hotline.services.actors import Actor
-from hotline.services.learning import propose_candidate
-from hotline.services.rules import save_rule
+from hotline.models import City
+from tests.access_objects import munich_objects
 from tests.board.conftest import BoardClient
 from tests.board.conftest import board as board  # the fixture, used below
 from tests.conftest import World
@@ -204,41 +202,13 @@ def _make_objects(client: TestClient, world: World, db: Database, who: str) -> O
         cities = {c.key: c for c in session.exec(select(City)).all()}
         cities["muenchen"].postcodes = ["80331"]
         session.add(cities["muenchen"])
-        save_rule(
+        entry, candidate = munich_objects(
             session,
-            Actor.system(),
-            {
-                "id": f"muc-{who}",
-                "owner": "muenchen",
-                "priority": 50,
-                "when": {"service": "bayernid", "text_any": [f"regel {who}"]},
-                "route_to": "muenchen",
-            },
-            default_city="muenchen",
-        )
-        save_rule(
-            session,
-            Actor(label="admin.aux", city_id=cities["augsburg"].id, network=False),
-            {
-                "id": f"aux-an-muc-{who}",
-                "owner": "augsburg",
-                "priority": 60,
-                "when": {"service": "bayernid", "text_any": [f"delegation {who}"]},
-                "route_to": "muenchen",
-            },
-            default_city="muenchen",
-        )
-        entry = KBEntry(
-            key=f"muc-eintrag-{who}",
+            who,
             title=f"Passwort in München {who}",
-            questions=[f"Wie setze ich mein Passwort in München zurück {who}?"],
-            answer="So geht das.",
-            city_id=cities["muenchen"].id,
+            question=f"Wie setze ich mein Passwort in München zurück {who}?",
+            variant=f"Neue Variante {who}",
         )
-        session.add(entry)
-        session.flush()
-        candidate = propose_candidate(session, entry, f"Neue Variante {who}", source="staff")
-        assert candidate is not None
     asked = client.post(
         f"{API}/kb/ask",
         json={"question": f"Passwort in München zurücksetzen {who}", "city": "muenchen"},

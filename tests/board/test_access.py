@@ -22,11 +22,9 @@ import pytest
 from sqlmodel import select
 
 from hotline.db import Database
-from hotline.models import City, KBEntry, Service, StaffUser
-from hotline.services.actors import Actor
+from hotline.models import Service, StaffUser
 from hotline.services.auth import create_token
-from hotline.services.learning import propose_candidate
-from hotline.services.rules import save_rule
+from tests.access_objects import munich_objects
 from tests.board.conftest import BoardClient
 from tests.conftest import World
 
@@ -238,46 +236,14 @@ def _make_objects(bc: BoardClient, world: World, db: Database, who: str) -> Obje
     )
     assert response.status_code == 201, response.text
     reference = response.json()["reference"]
-    system = Actor.system()
     with db.write() as session:
-        cities = {c.key: c for c in session.exec(select(City)).all()}
-        muc = cities["muenchen"]
-        save_rule(
+        entry, candidate = munich_objects(
             session,
-            system,
-            {
-                "id": f"muc-{who}",
-                "owner": "muenchen",
-                "priority": 50,
-                "when": {"service": "bayernid", "text_any": [f"regel {who}"]},
-                "route_to": "muenchen",
-            },
-            default_city="muenchen",
-        )
-        # Augsburg's rule that hands questions to München waits for München's decision.
-        save_rule(
-            session,
-            Actor(label="admin.aux", city_id=cities["augsburg"].id, network=False),
-            {
-                "id": f"aux-an-muc-{who}",
-                "owner": "augsburg",
-                "priority": 60,
-                "when": {"service": "bayernid", "text_any": [f"delegation {who}"]},
-                "route_to": "muenchen",
-            },
-            default_city="muenchen",
-        )
-        entry = KBEntry(
-            key=f"muc-eintrag-{who}",
+            who,
             title=f"Münchner Eintrag {who}",
-            questions=[f"Wie geht das in München {who}?"],
-            answer="So geht das.",
-            city_id=muc.id,
+            question=f"Wie geht das in München {who}?",
+            variant=f"Eine neue Variante {who}",
         )
-        session.add(entry)
-        session.flush()
-        candidate = propose_candidate(session, entry, f"Eine neue Variante {who}", source="staff")
-        assert candidate is not None
         target = session.exec(select(StaffUser).where(StaffUser.username == "agent2.muc")).one()
         token = create_token(session, name=f"Token {who}", city_key="muenchen").token
         service = session.exec(select(Service).where(Service.key == "bayernid")).one()
