@@ -34,6 +34,10 @@ class Thresholds:
     margin: float = 10.0
     # Above 1.0 the dominance path is off (answer needs the plain margin).
     dominance: float = 0.2
+    # No confident answer when words the KB does not know at all make up at least this share
+    # of the question's weighted words ("Termin beim Arzt absagen"): the question is about
+    # something the KB has no entry for, however well the rest matches. Above 1.0: off.
+    unknown_share: float = 0.3
     # Offer "Meinten Sie …?" choices from here; below it the question goes to a person.
     suggest: float = 50.0
     # Below this nothing is even reported as the best guess.
@@ -298,13 +302,26 @@ class Matcher:
         second = scored[1][1] if len(scored) > 1 else 0.0
         alternatives = [(i, s) for i, s in scored[1:4] if s >= t.floor]
         decision: Decision
-        if best >= t.answer and (best - second >= t.margin or self._dominates(ranked)):
+        if (
+            best >= t.answer
+            and (best - second >= t.margin or self._dominates(ranked))
+            and self._unknown_share(ranked) < t.unknown_share
+        ):
             decision = "answer"
         elif best >= t.suggest:
             decision = "suggest"
         else:
             decision = "handover"
         return MatchResult(decision, best_id, best, alternatives, t.suggest)
+
+    def _unknown_share(self, ranked: _Ranked) -> float:
+        """The share of the question's weighted words that no KB entry knows."""
+        weights = ranked.term_weights
+        total = sum(weights.values())
+        if total <= 0.0:
+            return 0.0
+        known = self._df_words
+        return sum(value for term, value in weights.items() if term not in known) / total
 
     def _dominates(self, ranked: _Ranked) -> bool:
         """Whether the best entry beats every close runner-up on the question's words.

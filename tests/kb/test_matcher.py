@@ -142,6 +142,26 @@ def test_dominance_answers_a_close_second_that_explains_less_of_the_question() -
     assert on.match("Reisepass").decision == "suggest"
 
 
+def test_a_question_mostly_about_something_the_kb_does_not_know_is_not_answered() -> None:
+    kb = [
+        entry("termin-absagen", ["Wie sage ich meinen Termin im Bürgerbüro ab?", "Termin absagen"]),
+        entry("ausweis-beantragen", ["Wie beantrage ich einen neuen Personalausweis?"]),
+    ]
+    guarded = Matcher(kb, thresholds=Thresholds(answer=50, margin=5))
+    unguarded = Matcher(kb, thresholds=Thresholds(answer=50, margin=5, unknown_share=2))
+    # "Zahnarzt" is no word of the KB and a third of the question: the rest matching well
+    # does not make the entry the answer (a dentist's appointment is not ours).
+    question = "Termin beim Zahnarzt absagen"
+    assert unguarded.match(question).decision == "answer"
+    result = guarded.match(question)
+    assert (result.entry, result.decision) == ("termin-absagen", "suggest")
+    # A known-word question is still answered; an unknown filler word in a longer one too.
+    assert guarded.match("Termin absagen").decision == "answer"
+    assert guarded.match("Ich möchte meinen Termin im Bürgerbüro leider absagen").decision == (
+        "answer"
+    )
+
+
 # --- city and audience --------------------------------------------------------------
 
 
