@@ -20,6 +20,8 @@ from hotline.api.routes import catalog, citizen, health, privacy, routing, ticke
 from hotline.api.routes import kb as kb_routes
 from hotline.board import build_router as build_board_router
 from hotline.db import Database
+from hotline.metrics import Metrics, RequestMetrics
+from hotline.metrics import build_router as build_metrics_router
 from hotline.services.asking import MatcherCache
 from hotline.services.rules import RouterCache
 from hotline.settings import Settings, get_settings
@@ -34,13 +36,18 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     """Build the app; the database engine is made here (or handed in) and closed on shutdown."""
     settings = settings or get_settings()
     database = db or Database.from_settings(settings)
+    # Each app has its own registry (tests build many apps); see hotline/metrics.py.
+    metrics = Metrics()
+    if settings.metrics_enabled:
+        metrics.watch_database(database, cache_seconds=settings.metrics_cache_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         tasks = []
         if settings.worker_in_process:
-            tasks.append(asyncio.create_task(run_worker(database, settings, stop), name="outbox"))
+            worker = run_worker(database, settings, stop, metrics=metrics)
+            tasks.append(asyncio.create_task(worker, name="outbox"))
         if polling_in_process(settings):
             from bot.app import run_polling
 
@@ -71,6 +78,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = database
+    app.state.metrics = metrics
     app.state.router_cache = RouterCache()
     app.state.matcher_cache = MatcherCache()
     # The web chat calls this app's API in-process with this token; it never leaves memory.
@@ -86,6 +94,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     api.include_router(privacy.router)
     app.include_router(api)
     app.include_router(health.router)
+    if settings.metrics_enabled:
+        app.include_router(build_metrics_router())
     app.include_router(chat.router)
     app.include_router(build_board_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -100,6 +110,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         upload_bytes=settings.chat_max_document_bytes,
         upload_suffix="/attachments",
     )
+    if settings.metrics_enabled:
+        app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: times everything
     return app
 
 

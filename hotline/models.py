@@ -92,6 +92,10 @@ class City(SQLModel, table=True):
     # (bot asks that did not become a ticket) is deleted after `log_retention_days`.
     retention_days: int = Field(default=180, sa_column_kwargs={"server_default": "180"})
     log_retention_days: int = Field(default=30, sa_column_kwargs={"server_default": "30"})
+    # Where the worker reports tickets past their first-response due time (SLA escalation):
+    # a functional mailbox and/or a URL that gets a signed JSON POST; both optional.
+    escalation_email: str | None = Field(default=None, max_length=320)
+    escalation_webhook_url: str | None = Field(default=None, max_length=500)
     created_at: datetime = _ts()
 
 
@@ -198,6 +202,10 @@ class Ticket(SQLModel, table=True):
         # SLA views (breached, due soonest) and the dashboard's date ranges per city.
         sa.Index("ix_ticket_city_first_due", "responsible_city_id", "first_response_due"),
         sa.Index("ix_ticket_created_city", "created_at", "responsible_city_id"),
+        # The worker's escalation pass: not yet escalated, no first response, due in the past.
+        sa.Index(
+            "ix_ticket_sla_escalation", "sla_escalated_at", "first_responded_at", "first_response_due"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -224,6 +232,8 @@ class Ticket(SQLModel, table=True):
     first_responded_at: datetime | None = _ts(nullable=True)
     resolved_at: datetime | None = _ts(nullable=True)
     closed_at: datetime | None = _ts(nullable=True)
+    # Set once by the worker when the first response became overdue (services/escalation.py).
+    sla_escalated_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts(index=True)
     updated_at: datetime = _ts()
     version: int = 1
@@ -429,7 +439,8 @@ class OutboxDelivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
     message_id: int | None = Field(default=None, foreign_key="message.id")
-    channel: Channel = Field(sa_type=sa.String(16))
+    # A citizen's channel (Channel) or a staff notification channel (services/escalation.py).
+    channel: str = Field(sa_type=sa.String(16))
     recipient: str = Field(max_length=200)  # chat id, web-chat session, e-mail address
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     # The receiver drops a second delivery with the same key (at-least-once delivery).

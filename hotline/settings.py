@@ -24,7 +24,12 @@ class SettingsError(ValueError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="HOTLINE_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="HOTLINE_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        # `TELEGRAM_BOT_TOKEN=` (empty, as in an env file) means "not set", not an empty token.
+        env_ignore_empty=True,
     )
 
     env: Environment = Environment.development
@@ -99,6 +104,40 @@ class Settings(BaseSettings):
     # Rows changed per transaction, so retention never holds the write lock for long (SQLite:
     # ~0.5 s for 100 tickets).
     retention_batch_size: int = Field(default=100, ge=1, le=10_000)
+
+    # --- metrics and SLA escalation (hotline/metrics.py, hotline/services/escalation.py) ----
+    # Prometheus text format at GET /metrics of every backend process.
+    metrics_enabled: bool = True
+    # When set, /metrics wants `Authorization: Bearer <token>`; unset it is open, so keep the
+    # port on the internal network (or set this).
+    metrics_token: SecretStr | None = None
+    # The gauges read from the database (open tickets, SLA breaches, pending outbox) are
+    # cached this long, so frequent scrapes of several replicas stay cheap.
+    metrics_cache_seconds: float = Field(default=15.0, ge=0)
+    # `hotline worker` serves its own counters (deliveries, escalations) on this port
+    # (0 = off); the worker inside `hotline serve` reports through the app's /metrics.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+    # The worker's escalation pass runs this often (0 = off): open tickets past their
+    # first-response due time are flagged once and their responsible city is notified.
+    sla_check_seconds: float = Field(default=60.0, ge=0)
+    # The board's address as staff reach it; links in notifications point here.
+    public_url: str = "http://127.0.0.1:8000"
+    # E-mail to cities (escalation_email): without a host no e-mail is queued.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "hotline@localhost"
+    # STARTTLS on a plain connection (port 587); HOTLINE_SMTP_SSL=true is implicit TLS
+    # (port 465) and wins over STARTTLS.
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Webhooks to cities (escalation_webhook_url) are signed with HMAC-SHA256 when set
+    # (header X-Hotline-Signature, see services/escalation.py).
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

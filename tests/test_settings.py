@@ -41,3 +41,14 @@ def test_importing_the_app_creates_no_engine_or_settings() -> None:
         from sqlalchemy import Engine
 
         assert not any(isinstance(o, (FastAPI, Engine, Settings)) for o in module_objects), name
+
+
+def test_an_empty_variable_counts_as_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An env file line `TELEGRAM_BOT_TOKEN=` must not start Telegram with an empty token.
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "")
+    monkeypatch.setenv("HOTLINE_METRICS_TOKEN", "")
+    monkeypatch.setenv("HOTLINE_SECRET_KEY", "")
+    settings = Settings()
+    assert settings.telegram_bot_token is None and settings.metrics_token is None
+    with pytest.raises(ValidationError, match="HOTLINE_SECRET_KEY"):
+        Settings(env="production")

@@ -67,6 +67,7 @@ def labels(_: Translate) -> dict[str, dict[str, str]]:
             "external": _("extern (Bürger/innen, Unternehmen)"),
             "internal": _("intern (Verwaltung)"),
         },
+        "notified": {"city_email": _("E-Mail"), "city_webhook": _("Webhook")},
         "via": {
             "rule": _("Regel"),
             "fallback": _("Rückfallregel"),

@@ -105,6 +105,8 @@ TABLE: dict[tuple[str, str], dict[str, str]] = {
     # public: health and the citizen web chat
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
+    # Prometheus: open unless HOTLINE_METRICS_TOKEN is set (tests/test_metrics.py checks that)
+    ("GET", "/metrics"): PUBLIC,
     ("GET", "/"): PUBLIC,
     ("POST", "/chat/send"): PUBLIC,  # refused without the page's CSRF token, as for everyone
     ("POST", "/chat/button"): PUBLIC,

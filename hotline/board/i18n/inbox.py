@@ -95,4 +95,5 @@ EN = {
     "Bitte beschreiben Sie Ihre Frage (höchstens 20.000 Zeichen).": "Please describe your question (at most 20,000 characters).",
     "Bitte wählen Sie einen Dienst aus der Liste.": "Please choose a service from the list.",
     "Bitte wählen Sie eine Priorität aus der Liste.": "Please choose a priority from the list.",
+    "Eskaliert vor {t}": "Escalated {t} ago",
 }

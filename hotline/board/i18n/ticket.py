@@ -148,4 +148,9 @@ EN = {
     "Alle geprüften Regeln anzeigen ({n})": "Show all rules checked ({n})",
     "Zu diesem Ticket ist keine Routing-Entscheidung gespeichert.": "No routing decision is stored for this ticket.",
     "Nicht gespeichert: Das Ticket wurde inzwischen geändert (siehe oben).": "Not saved: the ticket has been changed in the meantime (see above).",
+    # SLA escalation (worker)
+    "Eskaliert": "Escalated",
+    "Webhook": "webhook",
+    "Eskaliert: keine erste Antwort bis zur Frist.": "Escalated: no first response by the due time.",
+    "Die zuständige Stadt wurde benachrichtigt: {targets}.": "The responsible city was notified: {targets}.",
 }
