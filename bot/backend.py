@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -235,6 +236,9 @@ _REQUEST_LOG_FILTER = _NoQueryInRequestLog()
 class HttpBackend:
     """The backend's HTTP API (`/api/v1`) with the bot's Bearer token."""
 
+    # Seconds the active cities are kept before they are asked for again.
+    CITY_LIST_TTL = 300.0
+
     def __init__(
         self,
         base_url: str,
@@ -250,6 +254,7 @@ class HttpBackend:
             transport=transport,
         )
         self._cities: dict[str, City] | None = None
+        self._cities_loaded = 0.0
         request_log = logging.getLogger("httpx")
         if _REQUEST_LOG_FILTER not in request_log.filters:
             request_log.addFilter(_REQUEST_LOG_FILTER)
@@ -343,11 +348,15 @@ class HttpBackend:
         )
 
     async def _city_index(self, *, refresh: bool = False) -> dict[str, City]:
-        if self._cities is None or refresh:
+        # Reloaded every CITY_LIST_TTL seconds: a city added with `hotline city add` (or
+        # deactivated) shows up in the city buttons without restarting the bot.
+        stale = time.monotonic() - self._cities_loaded > self.CITY_LIST_TTL
+        if self._cities is None or refresh or stale:
             rows = await self._request("GET", "/cities")
             self._cities = {
                 r["key"]: City(key=r["key"], name=r["name"]) for r in rows if r.get("active", True)
             }
+            self._cities_loaded = time.monotonic()
         return self._cities
 
     async def _city_name(self, key: str) -> str:

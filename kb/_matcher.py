@@ -173,8 +173,11 @@ class Matcher:
         synonyms: Mapping[str, Iterable[str]] | None = None,
         thresholds: Thresholds | None = None,
         weights: Weights | None = None,
+        extra_stopwords: Iterable[str] = (),
     ) -> None:
-        self.analyzer = Analyzer(synonyms)
+        # `extra_stopwords`: e.g. the names of the cities in the database, which the city
+        # argument already carries (kb/data/stopwords.txt names the founding cities only).
+        self.analyzer = Analyzer(synonyms, extra_stopwords=extra_stopwords)
         self.thresholds = thresholds or Thresholds()
         self.weights = weights or Weights()
         self._entries: dict[str, KBEntry] = {}

@@ -144,14 +144,19 @@ class Analyzer:
         *,
         stopwords: Collection[str] | None = None,
         compound_parts: Collection[str] | None = None,
+        extra_stopwords: Iterable[str] = (),
     ) -> None:
         self._stemmer = snowballstemmer.stemmer("german")
         self._stem_cache: dict[str, str] = {}
-        self.stopwords = (
+        base = (
             frozenset(fold(w) for w in stopwords)
             if stopwords is not None
             else _word_list(_data_text("stopwords.txt"))
         )
+        # Extra stop words are names (e.g. the cooperation's cities, "Frankfurt am Main"):
+        # every word of them is one.
+        extra = {word for name in extra_stopwords for word in _WORD_RE.findall(fold(name))}
+        self.stopwords = base | extra
         self.compound_parts = (
             frozenset(fold(w) for w in compound_parts)
             if compound_parts is not None

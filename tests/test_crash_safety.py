@@ -4,11 +4,6 @@ exactly one ticket or message and every reply exactly one outbox delivery."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -23,6 +18,7 @@ from hotline.db import Database
 from hotline.models import IdempotencyRecord, Message, MessageKind, OutboxDelivery, Ticket
 from hotline.settings import Settings
 from tests.conftest import World
+from tests.processes import ServeProcess
 
 pytestmark = pytest.mark.db
 
@@ -30,119 +26,6 @@ TICKETS = 40  # each ticket gets one reply: 80 requests in all
 CLIENTS = 4
 KILL_AFTER = (25, 55)  # SIGKILL the server after this many completed requests
 DEADLINE_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-# `hotline serve`, but with its imports (seconds of CPU, mostly aiogram) done before the go
-# signal on stdin: warm stand-ins replace a killed server at once, as a supervisor would, and
-# the test stays short. What runs after the signal is the real command.
-STANDBY = """
-import pathlib
-import sys
-import hotline.app
-from hotline.cli import main
-pathlib.Path(sys.argv[1]).touch()
-sys.stdin.readline()
-sys.argv = ["hotline", "serve", *sys.argv[2:]]
-main()
-"""
-
-
-class ServeProcess:
-    """`hotline serve` as a real process (in-process outbox worker on, no Telegram)."""
-
-    def __init__(self, database_url: str, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        self.log_path = workdir / "serve.log"
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "TELEGRAM_"))
-        }
-        self.env.update(
-            HOTLINE_DATABASE_URL=database_url,
-            HOTLINE_ENV="test",
-            HOTLINE_WORKER_IN_PROCESS="true",
-            HOTLINE_LOG_LEVEL="WARNING",
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.standbys: list[subprocess.Popen[bytes]] = []
-        self.starts = 0
-        self.kills = 0
-        self.start_seconds: list[float] = []
-
-    def prepare(self, count: int) -> None:
-        """Warm up `count` stand-ins (in parallel) and wait until each has imported the app."""
-        ready = []
-        for n in range(count):
-            flag = self.workdir / f"standby-{n}.ready"
-            ready.append(flag)
-            with self.log_path.open("ab") as log:
-                self.standbys.append(
-                    subprocess.Popen(
-                        [sys.executable, "-c", STANDBY, str(flag), "--port", str(self.port)],
-                        env=self.env,
-                        cwd=self.workdir,
-                        stdin=subprocess.PIPE,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-        deadline = time.monotonic() + 120
-        while not all(flag.exists() for flag in ready):
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.standbys):
-                raise RuntimeError(f"stand-ins did not get ready:\n{self.log_tail()}")
-            time.sleep(0.05)
-
-    def start(self) -> None:
-        """Serve on the port: the next warm stand-in takes over."""
-        proc = self.standbys.pop(0)
-        assert proc.stdin is not None
-        proc.stdin.write(b"go\n")
-        proc.stdin.close()
-        self.proc = proc
-        self.starts += 1
-        began = time.monotonic()
-        deadline = began + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"hotline serve exited at start:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    self.start_seconds.append(time.monotonic() - began)
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"hotline serve did not answer within 60 s:\n{self.log_tail()}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self.kills += 1
-
-    def stop(self) -> None:
-        for proc in [self.proc, *self.standbys]:
-            if proc is None:
-                continue
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-            if proc.stdin is not None and not proc.stdin.closed:
-                proc.stdin.close()
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
 
 
 class Clients:

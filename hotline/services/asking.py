@@ -38,16 +38,26 @@ class MatcherCache:
     # The matcher's index is not safe to read while it is being updated: one lock for both.
     lock: threading.Lock = field(default_factory=threading.Lock)
     thresholds: kb.Thresholds | None = None
+    # The cities' names and keys: stop words of the matcher (a question's city comes with it;
+    # a city added later would otherwise be an unknown word that blocks confident answers).
+    city_names: tuple[str, ...] = ()
 
     def _refresh(self, session: Session) -> kb.Matcher:
         generation = kb_generation(session)
+        names = tuple(
+            sorted({n for row in session.exec(select(City.key, City.name)) for n in row})
+        )
+        if names != self.city_names:
+            self.matcher, self.city_names = None, names
         if self.matcher is not None and self.generation == generation:
             return self.matcher
         stored = {
             key: version for key, version in session.exec(select(KBEntry.key, KBEntry.version))
         }
         if self.matcher is None:
-            matcher = kb.Matcher(to_kb_entries(session), thresholds=self.thresholds)
+            matcher = kb.Matcher(
+                to_kb_entries(session), thresholds=self.thresholds, extra_stopwords=names
+            )
         else:
             matcher = self.matcher
             for key in set(self.versions) - set(stored):

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -17,6 +12,7 @@ from bot.app import build_dispatcher
 from bot.limits import MemoryRateLimiter, MemorySeenUpdates, Verdict
 from tests.bot.conftest import FakeBackend, TelegramChat, make_settings
 from tests.bot.fake_telegram import FakeTelegram
+from tests.processes import redis_for_tests
 
 
 async def test_memory_rate_limiter_warns_once_per_window() -> None:
@@ -38,47 +34,10 @@ async def test_seen_updates_are_bounded_and_can_be_forgotten() -> None:
     assert await seen.first_time(1)  # pushed out by newer ids
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    """HOTLINE_TEST_REDIS_URL (set by .ci/run: the machine's Redis, a spare database), else a
-    private redis-server; CI never skips."""
-    configured = os.environ.get("HOTLINE_TEST_REDIS_URL")
-    if configured:
-        yield configured
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail(
-                "no Redis for the tests: set HOTLINE_TEST_REDIS_URL or install redis-server"
-            )
-        pytest.skip("redis-server is not installed")
-    port = _free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with redis_for_tests() as url:
+        yield url
 
 
 @pytest.fixture
