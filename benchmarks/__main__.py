@@ -13,6 +13,9 @@ def main(argv: list[str]) -> int:
     names = sorted(
         m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
     )
+    # Options (from the first `-…` on) go to the named benchmarks: `cities --days 3`.
+    first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    argv, options = argv[:first_option], argv[first_option:]
     wanted = [n if n.startswith("bench_") else f"bench_{n}" for n in argv] or names
     unknown = [n for n in wanted if n not in names]
     if unknown:
@@ -23,7 +26,8 @@ def main(argv: list[str]) -> int:
         return 1
     for name in wanted:
         print(f"=== {name} ===", flush=True)
-        importlib.import_module(f"benchmarks.{name}").main()
+        module = importlib.import_module(f"benchmarks.{name}")
+        module.main(options) if options else module.main()
     return 0
 
 

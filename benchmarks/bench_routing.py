@@ -73,13 +73,13 @@ def build_rules(
             when = Conditions(
                 origin_city=(owner,),
                 topic=(f"thema{rng.randrange(N_TOPICS):02d}",),
-                audience=rng.choice([None, Audience.INTERNAL]),
+                audience=rng.choice([None, Audience.internal]),
             )
             route_to = rng.choice([route_to, "origin_city"])
         elif kind < 0.80:
             when = Conditions(
                 service=tuple({rng.choice(owned).key for _ in range(2)}),
-                audience=rng.choice([None, Audience.INTERNAL, Audience.EXTERNAL]),
+                audience=rng.choice([None, Audience.internal, Audience.external]),
             )
             route_to = "service_owner"
         elif kind < 0.92:
@@ -90,7 +90,7 @@ def build_rules(
             route_to = rng.choice([route_to, "service_owner"])
         else:
             when = Conditions(origin_city=(owner,), channel=(rng.choice(CHANNELS),))
-        status = RuleStatus.ACTIVE if rng.random() > 0.05 else RuleStatus.PROPOSED
+        status = RuleStatus.active if rng.random() > 0.05 else RuleStatus.proposed
         rules.append(
             Rule(
                 id=f"regel-{i:05d}",
@@ -147,7 +147,7 @@ def naive_scan(ruleset: RuleSet) -> Callable[[Facts], str]:
         text = f" {fold(facts.text or '')} "
         for rule, services, phrases in prepared:
             w = rule.when
-            if rule.status is not RuleStatus.ACTIVE:
+            if rule.status is not RuleStatus.active:
                 continue
             if w.origin_city is not None and facts.origin_city not in w.origin_city:
                 continue

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # SQLite: how long a writer waits for the lock before giving up (ms).
     sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    # Extra connections a process may open beyond the pool under load (PostgreSQL: count
+    # (pool size + overflow) × processes against max_connections).
+    db_max_overflow: int = Field(default=20, ge=0)
     # Optional Redis (bot conversation state, shared rate limits); empty = in memory.
     redis_url: str | None = None
 
