@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 
+from hotline.city_cli import city_app
 from hotline.db import Database
 from hotline.errors import HotlineError
 from hotline.models import Role
@@ -34,6 +35,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(city_app, name="city")
 
 TOKENS_FILE = Path("var/demo-tokens.txt")
 

@@ -489,6 +489,10 @@ def _city_form_of(
     service_hours: str,
     sla_first_response_hours: str,
     sla_resolution_hours: str,
+    escalation_email: str,
+    escalation_webhook_url: str,
+    retention_days: str,
+    log_retention_days: str,
 ) -> svc.CityForm:
     return svc.CityForm(
         key=key,
@@ -501,6 +505,10 @@ def _city_form_of(
         service_hours=service_hours,
         sla_first_response_hours=sla_first_response_hours,
         sla_resolution_hours=sla_resolution_hours,
+        escalation_email=escalation_email,
+        escalation_webhook_url=escalation_webhook_url,
+        retention_days=retention_days,
+        log_retention_days=log_retention_days,
     )
 
 
@@ -518,6 +526,10 @@ def city_create(
     service_hours: LongText = "",
     sla_first_response_hours: Text = "",
     sla_resolution_hours: Text = "",
+    escalation_email: Text = "",
+    escalation_webhook_url: Text = "",
+    retention_days: Text = "",
+    log_retention_days: Text = "",
 ) -> Response:
     _ = translator(viewer.lang)
     form = _city_form_of(
@@ -531,6 +543,10 @@ def city_create(
         service_hours,
         sla_first_response_hours,
         sla_resolution_hours,
+        escalation_email,
+        escalation_webhook_url,
+        retention_days,
+        log_retention_days,
     )
     try:
         with get_db(request).write() as session:
@@ -567,6 +583,10 @@ def city_update(
     service_hours: LongText = "",
     sla_first_response_hours: Text = "",
     sla_resolution_hours: Text = "",
+    escalation_email: Text = "",
+    escalation_webhook_url: Text = "",
+    retention_days: Text = "",
+    log_retention_days: Text = "",
 ) -> Response:
     _ = translator(viewer.lang)
     db = get_db(request)
@@ -581,6 +601,10 @@ def city_update(
         service_hours,
         sla_first_response_hours,
         sla_resolution_hours,
+        escalation_email,
+        escalation_webhook_url,
+        retention_days,
+        log_retention_days,
     )
     try:
         with db.write() as session:
@@ -619,6 +643,41 @@ def city_hours(
         request,
         f"{BASE}/cities/{city.key}",
         flash=_("Die Servicezeiten von {name} wurden gespeichert.", name=city.name),
+    )
+
+
+@router.post("/admin/cities/{key}/escalation", response_class=HTMLResponse)
+def city_escalation(
+    request: Request,
+    viewer: AdminDep,
+    key: str,
+    escalation_email: Text = "",
+    escalation_webhook_url: Text = "",
+) -> Response:
+    _ = translator(viewer.lang)
+    db = get_db(request)
+    try:
+        with db.write() as session:
+            city = svc.set_escalation_targets(
+                session,
+                viewer.actor,
+                key,
+                email=escalation_email,
+                webhook_url=escalation_webhook_url,
+            )
+    except InvalidInput as exc:
+        with db.read() as session:
+            current = svc.get_city(session, viewer.actor, key)
+        form = svc.CityForm.of(current)
+        form.escalation_email = escalation_email
+        form.escalation_webhook_url = escalation_webhook_url
+        return _city_form(
+            request, viewer, form, city=current, errors=_form_errors(_, exc), status_code=422
+        )
+    return redirect(
+        request,
+        f"{BASE}/cities/{city.key}",
+        flash=_("Die Eskalationsziele von {name} wurden gespeichert.", name=city.name),
     )
 
 

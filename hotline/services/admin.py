@@ -1,6 +1,7 @@
 """Administration of staff users, cities, API tokens and the service catalogue, with rights.
 
-City admins manage their own city (its agents and admins, its tokens, its service hours);
+City admins manage their own city (its agents and admins, its tokens, its service hours, who
+is alerted about its overdue tickets);
 the coordinator manages the whole network. Every function takes the acting `Actor` and checks
 the rights itself, whatever the page showed. Messages are German (the board translates them):
 an `InvalidInput` carries the form `field`, the message template `msg` and its `values`.
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from itertools import pairwise
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
 
@@ -41,6 +44,14 @@ STATES = (
 )  # fmt: skip
 RESERVED_CITY_KEYS = frozenset({"new", "origin_city", "service_owner"})
 MAX_SLA_HOURS = 24 * 365
+# Data retention per city (services/retention.py): closed tickets, and the question log.
+RETENTION_DAYS = (7, 3650)
+LOG_RETENTION_DAYS = (1, 365)
+DEFAULT_RETENTION_DAYS = 180
+DEFAULT_LOG_RETENTION_DAYS = 30
+MAX_WEBHOOK_URL = 500
+# Plain http only for a receiver on the same machine (tests, a local relay).
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def invalid(field_name: str, msg: str, code: str = "invalid_input", **values: Any) -> InvalidInput:
@@ -517,6 +528,10 @@ class CityForm:
     service_hours: str = ""
     sla_first_response_hours: str = ""
     sla_resolution_hours: str = ""
+    escalation_email: str = ""
+    escalation_webhook_url: str = ""
+    retention_days: str = str(DEFAULT_RETENTION_DAYS)
+    log_retention_days: str = str(DEFAULT_LOG_RETENTION_DAYS)
 
     @classmethod
     def of(cls, city: City) -> CityForm:
@@ -531,6 +546,10 @@ class CityForm:
             service_hours=format_service_hours(city.service_hours),
             sla_first_response_hours=_int_text(city.sla_first_response_hours),
             sla_resolution_hours=_int_text(city.sla_resolution_hours),
+            escalation_email=city.escalation_email or "",
+            escalation_webhook_url=city.escalation_webhook_url or "",
+            retention_days=str(city.retention_days),
+            log_retention_days=str(city.log_retention_days),
         )
 
 
@@ -550,6 +569,118 @@ def _sla_hours(field_name: str, text: str) -> int | None:
             max=MAX_SLA_HOURS,
         )
     return int(text)
+
+
+def clean_escalation_email(value: str) -> str | None:
+    """The address the worker mails overdue tickets to; empty: none. Syntax only (no DNS)."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        raise invalid(
+            "escalation_email",
+            "„{value}“ ist keine gültige E-Mail-Adresse für Eskalationen.",
+            "invalid_escalation_email",
+            value=value[:320],
+        ) from None
+    if len(checked.normalized) > 320:
+        raise invalid(
+            "escalation_email",
+            "Die E-Mail-Adresse für Eskalationen hat höchstens 320 Zeichen.",
+            "invalid_escalation_email",
+        )
+    return str(checked.normalized)
+
+
+def clean_webhook_url(value: str) -> str | None:
+    """The URL the worker POSTs overdue tickets to; empty: none. Its path may hold a secret, so
+    no message quotes it."""
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > MAX_WEBHOOK_URL:
+        raise invalid(
+            "escalation_webhook_url",
+            "Die Webhook-Adresse hat höchstens {max} Zeichen.",
+            "invalid_webhook_url",
+            max=MAX_WEBHOOK_URL,
+        )
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # an unparseable port raises here
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or any(ch.isspace() or ord(ch) < 32 for ch in value)
+        or parts.scheme.lower() not in ("https", "http")
+        or not parts.hostname
+    ):
+        raise invalid(
+            "escalation_webhook_url",
+            "Die Webhook-Adresse ist keine gültige URL. Schreiben Sie sie vollständig, z. B. https://hooks.example.de/hotline.",
+            "invalid_webhook_url",
+        )
+    if parts.username is not None or parts.password is not None:
+        raise invalid(
+            "escalation_webhook_url",
+            "Die Webhook-Adresse darf keinen Benutzernamen und kein Passwort enthalten (user:passwort@). Der Empfänger prüft stattdessen die Signatur.",  # noqa: E501
+            "webhook_credentials",
+        )
+    if parts.scheme.lower() != "https" and parts.hostname.lower() not in LOCAL_HOSTS:
+        raise invalid(
+            "escalation_webhook_url",
+            "Die Webhook-Adresse muss mit https:// beginnen (http:// nur für localhost).",
+            "webhook_not_https",
+        )
+    return value
+
+
+def _days(field_name: str, text: str, bounds: tuple[int, int], default: int | None) -> int:
+    text = text.strip()
+    if not text and default is not None:
+        return default
+    low, high = bounds
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise invalid(
+            field_name,
+            "Bitte eine ganze Zahl von Tagen zwischen {low} und {high} eingeben.",
+            "invalid_retention",
+            low=low,
+            high=high,
+        )
+    return int(text)
+
+
+def retention_days_of(text: str, *, default: int | None = DEFAULT_RETENTION_DAYS) -> int:
+    """Days after closing until a ticket is anonymised; empty: `default` (None: refused)."""
+    return _days("retention_days", text, RETENTION_DAYS, default)
+
+
+def log_retention_days_of(text: str, *, default: int | None = DEFAULT_LOG_RETENTION_DAYS) -> int:
+    """Days until the question log is deleted; empty: `default` (None: refused)."""
+    return _days("log_retention_days", text, LOG_RETENTION_DAYS, default)
+
+
+def check_retention_order(days: int, log_days: int) -> None:
+    # The question log may not outlive the closed tickets it could be matched with.
+    if log_days > days:
+        raise invalid(
+            "log_retention_days",
+            "Das Frageprotokoll darf nicht länger aufbewahrt werden als abgeschlossene Fälle ({days} Tage).",
+            "log_retention_too_long",
+            days=days,
+        )
+
+
+def clean_retention(retention_text: str, log_retention_text: str) -> tuple[int, int]:
+    """(retention_days, log_retention_days) from the form's text; empty: the defaults."""
+    days = retention_days_of(retention_text)
+    log_days = log_retention_days_of(log_retention_text)
+    check_retention_order(days, log_days)
+    return days, log_days
 
 
 def _apply_city_form(city: City, form: CityForm) -> None:
@@ -581,6 +712,9 @@ def _apply_city_form(city: City, form: CityForm) -> None:
             "invalid_timezone",
             value=zone,
         ) from None
+    escalation_email = clean_escalation_email(form.escalation_email)
+    webhook_url = clean_webhook_url(form.escalation_webhook_url)
+    retention = clean_retention(form.retention_days, form.log_retention_days)
     city.name = name
     city.ags = ags or None
     city.state = state or None
@@ -592,6 +726,9 @@ def _apply_city_form(city: City, form: CityForm) -> None:
         "sla_first_response_hours", form.sla_first_response_hours
     )
     city.sla_resolution_hours = _sla_hours("sla_resolution_hours", form.sla_resolution_hours)
+    city.escalation_email = escalation_email
+    city.escalation_webhook_url = webhook_url
+    city.retention_days, city.log_retention_days = retention
 
 
 def create_city(session: Session, actor: Actor, form: CityForm) -> City:
@@ -629,6 +766,21 @@ def set_service_hours(session: Session, actor: Actor, key: str, text: str) -> Ci
     """The city admin's own city (or any city for the coordinator): service hours only."""
     city = get_city(session, actor, key)
     city.service_hours = parse_hours_text(text)
+    session.add(city)
+    session.flush()
+    return city
+
+
+def set_escalation_targets(
+    session: Session, actor: Actor, key: str, *, email: str, webhook_url: str
+) -> City:
+    """Who is alerted about the city's overdue tickets is the city's business: its admin (or the
+    coordinator) sets the e-mail address and the webhook; empty clears one."""
+    city = get_city(session, actor, key)
+    mail = clean_escalation_email(email)
+    url = clean_webhook_url(webhook_url)
+    city.escalation_email = mail
+    city.escalation_webhook_url = url
     session.add(city)
     session.flush()
     return city

@@ -139,6 +139,7 @@ TABLE: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/board/admin/cities/{city}"): OWN_CITY_ADMINS,
     ("POST", "/board/admin/cities/{city}"): COORDINATOR,
     ("POST", "/board/admin/cities/{city}/hours"): OWN_CITY_ADMINS,
+    ("POST", "/board/admin/cities/{city}/escalation"): OWN_CITY_ADMINS,
     ("GET", "/board/admin/tokens"): ADMINS,
     ("POST", "/board/admin/tokens"): ADMINS,
     ("POST", "/board/admin/tokens/{token}/revoke"): OWN_CITY_ADMINS,

@@ -84,6 +84,7 @@ def test_agent_is_refused_on_every_admin_page_and_post(board: Board, db: Databas
         "/board/admin/cities": {"key": "regensburg", "name": "Regensburg"},
         "/board/admin/cities/muenchen": {"name": "X"},
         "/board/admin/cities/muenchen/hours": {"service_hours": "Mo 08:00-09:00"},
+        "/board/admin/cities/muenchen/escalation": {"escalation_email": "x@muenchen.example"},
         "/board/admin/tokens": {"name": "Mein Token", "scope": "city", "city": "muenchen"},
         f"/board/admin/tokens/{token_id}/revoke": {},
         "/board/admin/services": {"name": "Neue Leistung"},
@@ -99,6 +100,7 @@ def test_agent_is_refused_on_every_admin_page_and_post(board: Board, db: Databas
         )
         assert session.get(ApiToken, token_id).revoked is False  # type: ignore[union-attr]
     assert city(db, "muenchen").name == "München"
+    assert city(db, "muenchen").escalation_email is None
     assert service(db, "bayernid").owner_city_id is None
     # The navigation does not even offer the administration to agents.
     assert "/board/admin" not in agent.get("/board/password").text
@@ -529,6 +531,286 @@ def test_coordinator_edits_and_adds_cities(board: Board, db: Database) -> None:
         "/board/admin/cities", {"key": "passau", "name": "Passau", "postcodes": "9403"}
     )
     assert postcode.status_code == 422 and "„9403“ ist keine Postleitzahl" in postcode.text
+
+
+# --- cities: escalation targets and retention periods ---------------------------------------
+
+HOOK = "https://hooks.muenchen.example/hotline/geheim-7f3a9c"
+
+
+def settings_of(db: Database, key: str) -> tuple[str | None, str | None, int, int]:
+    c = city(db, key)
+    return c.escalation_email, c.escalation_webhook_url, c.retention_days, c.log_retention_days
+
+
+def augsburg_form(**values: str) -> dict[str, str]:
+    """The coordinator's complete form for Augsburg, as the page sends it."""
+    form = {
+        "name": "Augsburg",
+        "ags": "09761000",
+        "state": "BY",
+        "timezone": "Europe/Berlin",
+        "active": "1",
+        "escalation_email": "",
+        "escalation_webhook_url": "",
+        "retention_days": "180",
+        "log_retention_days": "30",
+    }
+    form.update(values)
+    return form
+
+
+def field_error(html: str, name: str) -> str:
+    """The message shown next to a form field ("" when there is none)."""
+    match = re.search(rf'<p class="error" id="f-{name}-error">([^<]*)</p>', html)
+    return match.group(1) if match else ""
+
+
+def test_coordinator_sets_escalation_targets_and_retention(
+    board: Board, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    coordinator = board("koordination")
+    page = coordinator.get("/board/admin/cities/augsburg").text
+    assert 'name="retention_days"' in page and 'value="180"' in page
+    assert 'name="escalation_webhook_url"' in page
+    caplog.set_level("DEBUG")
+    response = coordinator.post(
+        "/board/admin/cities/augsburg",
+        augsburg_form(
+            escalation_email=" Leitstelle@Augsburg.example ",
+            escalation_webhook_url=HOOK,
+            retention_days="365",
+            log_retention_days="90",
+        ),
+    )
+    assert response.status_code == 303, response.text
+    assert settings_of(db, "augsburg") == (
+        "Leitstelle@augsburg.example",  # the domain is case-insensitive: normalised
+        HOOK,
+        365,
+        90,
+    )
+    shown = coordinator.get(response.headers["location"]).text
+    assert "Die Angaben zu Augsburg wurden gespeichert." in shown
+    assert f'value="{HOOK}"' in shown and 'value="365"' in shown and 'value="90"' in shown
+    assert "geheim-7f3a9c" not in caplog.text  # the webhook's secret path is never logged
+    # Empty e-mail and webhook remove them; empty periods are the defaults; a local receiver
+    # may use plain http.
+    assert (
+        coordinator.post(
+            "/board/admin/cities/augsburg",
+            augsburg_form(retention_days="", log_retention_days=""),
+        ).status_code
+        == 303
+    )
+    assert settings_of(db, "augsburg") == (None, None, 180, 30)
+    for url in ("http://127.0.0.1:8765/hook", "http://localhost/hook"):
+        ok = coordinator.post(
+            "/board/admin/cities/augsburg", augsburg_form(escalation_webhook_url=url)
+        )
+        assert ok.status_code == 303, url
+        assert city(db, "augsburg").escalation_webhook_url == url
+    # A new city gets them right away.
+    new = coordinator.post(
+        "/board/admin/cities",
+        {
+            "key": "regensburg",
+            "name": "Regensburg",
+            "state": "BY",
+            "timezone": "Europe/Berlin",
+            "active": "1",
+            "escalation_email": "sla@regensburg.example",
+            "retention_days": "730",
+            "log_retention_days": "14",
+        },
+    )
+    assert new.status_code == 303
+    assert settings_of(db, "regensburg") == ("sla@regensburg.example", None, 730, 14)
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "message"),
+    [
+        (
+            {"escalation_email": "leitstelle-at-augsburg"},
+            "escalation_email",
+            "„leitstelle-at-augsburg“ ist keine gültige E-Mail-Adresse für Eskalationen.",
+        ),
+        (
+            {"escalation_email": "leitstelle@augsburg"},  # no dot in the domain
+            "escalation_email",
+            "ist keine gültige E-Mail-Adresse für Eskalationen.",
+        ),
+        (
+            {"escalation_webhook_url": "http://hooks.augsburg.example/x"},
+            "escalation_webhook_url",
+            "Die Webhook-Adresse muss mit https:// beginnen (http:// nur für localhost).",
+        ),
+        (
+            {"escalation_webhook_url": "https://hotline:geheim@hooks.augsburg.example/x"},
+            "escalation_webhook_url",
+            "Die Webhook-Adresse darf keinen Benutzernamen und kein Passwort enthalten",
+        ),
+        (
+            {"escalation_webhook_url": "hooks.augsburg.example/hotline"},
+            "escalation_webhook_url",
+            "Die Webhook-Adresse ist keine gültige URL.",
+        ),
+        (
+            {"escalation_webhook_url": "ftp://hooks.augsburg.example/hotline"},
+            "escalation_webhook_url",
+            "Die Webhook-Adresse ist keine gültige URL.",
+        ),
+        (
+            {"escalation_webhook_url": "https://hooks.augsburg.example/" + "x" * 470},
+            "escalation_webhook_url",
+            "Die Webhook-Adresse hat höchstens 500 Zeichen.",
+        ),
+        (
+            {"retention_days": "6"},
+            "retention_days",
+            "Bitte eine ganze Zahl von Tagen zwischen 7 und 3650 eingeben.",
+        ),
+        (
+            {"retention_days": "3651"},
+            "retention_days",
+            "Bitte eine ganze Zahl von Tagen zwischen 7 und 3650 eingeben.",
+        ),
+        (
+            {"retention_days": "ein Jahr"},
+            "retention_days",
+            "Bitte eine ganze Zahl von Tagen zwischen 7 und 3650 eingeben.",
+        ),
+        (
+            {"log_retention_days": "0"},
+            "log_retention_days",
+            "Bitte eine ganze Zahl von Tagen zwischen 1 und 365 eingeben.",
+        ),
+        (
+            {"log_retention_days": "366", "retention_days": "3650"},
+            "log_retention_days",
+            "Bitte eine ganze Zahl von Tagen zwischen 1 und 365 eingeben.",
+        ),
+        (
+            {"retention_days": "20", "log_retention_days": "30"},
+            "log_retention_days",
+            "Das Frageprotokoll darf nicht länger aufbewahrt werden als abgeschlossene Fälle (20 Tage).",
+        ),
+    ],
+)
+def test_city_settings_validation_messages(
+    board: Board, db: Database, values: dict[str, str], field: str, message: str
+) -> None:
+    coordinator = board("koordination")
+    before = settings_of(db, "augsburg")
+    # Valid changes in the same post are not saved either.
+    form = augsburg_form(name="Stadt Augsburg", escalation_email="sla@augsburg.example")
+    form.update(values)
+    response = coordinator.post("/board/admin/cities/augsburg", form)
+    assert response.status_code == 422
+    assert message in field_error(response.text, field), response.text
+    assert f'id="f-{field}" name="{field}"' in response.text
+    assert settings_of(db, "augsburg") == before and city(db, "augsburg").name == "Augsburg"
+    # The same checks on a new city: nothing is created.
+    response = coordinator.post(
+        "/board/admin/cities", {**form, "key": "regensburg", "name": "Regensburg"}
+    )
+    assert response.status_code == 422 and message in field_error(response.text, field)
+    with db.read() as session:
+        assert session.exec(select(City).where(City.key == "regensburg")).first() is None
+
+
+def test_city_admin_sets_own_escalation_targets_but_not_retention(
+    board: Board, db: Database
+) -> None:
+    admin = board("admin.muc")
+    page = admin.get("/board/admin/cities/muenchen").text
+    assert 'action="/board/admin/cities/muenchen/escalation"' in page
+    assert 'name="retention_days"' not in page  # shown, not editable
+    assert "Abgeschlossene Fälle anonymisieren nach (Tagen)" in page
+    response = admin.post(
+        "/board/admin/cities/muenchen/escalation",
+        {
+            "escalation_email": "sla@muenchen.example",
+            "escalation_webhook_url": HOOK,
+            # Not part of this form: a city admin cannot change the retention periods.
+            "retention_days": "3000",
+            "log_retention_days": "300",
+        },
+    )
+    assert response.status_code == 303
+    assert settings_of(db, "muenchen") == ("sla@muenchen.example", HOOK, 180, 30)
+    shown = admin.get(response.headers["location"]).text
+    assert "Die Eskalationsziele von München wurden gespeichert." in shown
+    assert f'value="{HOOK}"' in shown
+    # The page of the coordinator-only form refuses the city admin.
+    assert (
+        admin.post("/board/admin/cities/muenchen", augsburg_form(retention_days="3000")).status_code
+        == 403
+    )
+    # Empty fields remove both targets.
+    cleared = admin.post(
+        "/board/admin/cities/muenchen/escalation",
+        {"escalation_email": "", "escalation_webhook_url": ""},
+    )
+    assert cleared.status_code == 303
+    assert settings_of(db, "muenchen") == (None, None, 180, 30)
+
+
+def test_city_admin_escalation_targets_of_another_city_are_refused(
+    board: Board, db: Database
+) -> None:
+    before = settings_of(db, "muenchen")
+    other = board("admin.aux")
+    data = {"escalation_email": "x@augsburg.example", "escalation_webhook_url": HOOK}
+    assert other.post("/board/admin/cities/muenchen/escalation", data).status_code == 403
+    assert HOOK not in other.get("/board/admin/cities/muenchen").text
+    assert board("admin.muc").post(
+        "/board/admin/cities/nirgendwo/escalation", data
+    ).status_code in (
+        403,
+        404,
+    )
+    assert settings_of(db, "muenchen") == before
+
+
+def test_city_admin_escalation_validation(board: Board, db: Database) -> None:
+    admin = board("admin.muc")
+    before = settings_of(db, "muenchen")
+    response = admin.post(
+        "/board/admin/cities/muenchen/escalation",
+        {
+            "escalation_email": "sla@muenchen.example",
+            "escalation_webhook_url": "http://x.example/h",
+        },
+    )
+    assert response.status_code == 422
+    message = field_error(response.text, "escalation_webhook_url")
+    assert "muss mit https:// beginnen" in message
+    assert 'value="sla@muenchen.example"' in response.text  # what was typed stays
+    assert response.text.count('role="alert"') == 1  # the hours form shows no alert
+    assert settings_of(db, "muenchen") == before  # the valid e-mail was not saved alone
+
+
+def test_city_settings_in_english(board: Board) -> None:
+    admin = board("admin.muc")
+    admin.get("/board/lang/en?next=/board/admin")
+    page = admin.get("/board/admin/cities/muenchen").text
+    for label in ("Escalation of overdue tickets", "Escalation e-mail", "Escalation webhook"):
+        assert label in page
+    assert "Anonymise closed tickets after (days)" in page
+    assert "Eskalation" not in page and "Aufbewahrung" not in page
+    bad = admin.post("/board/admin/cities/muenchen/escalation", {"escalation_email": "nope"})
+    assert bad.status_code == 422
+    assert "“nope” is not a valid escalation e-mail address." in bad.text
+    coordinator = board("koordination")
+    coordinator.get("/board/lang/en?next=/board/admin")
+    form = coordinator.get("/board/admin/cities/augsburg").text
+    assert "Retention" in form and "Delete the question log after (days)" in form
+    wrong = coordinator.post(
+        "/board/admin/cities/augsburg", augsburg_form(retention_days="30", log_retention_days="60")
+    )
+    assert "The question log may not be kept longer than closed tickets (30 days)." in wrong.text
 
 
 def _generation(db: Database) -> int:
