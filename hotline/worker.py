@@ -252,6 +252,59 @@ def email_sender(settings: Settings) -> Sender:
     return send
 
 
+def citizen_email_sender(settings: Settings) -> Sender:
+    """A sender for replies and status changes to citizens who left an e-mail address."""
+
+    async def send(recipient: str, payload: dict[str, Any]) -> None:
+        message = citizen_email(payload, recipient=recipient, sender=settings.smtp_from)
+        await asyncio.to_thread(_smtp_send, settings, message)
+
+    return send
+
+
+_CITIZEN_SUBJECT = {
+    "de": "Ihre Anfrage {reference} bei der Hotline",
+    "en": "Your request {reference} at the hotline",
+}
+_CITIZEN_FOOTER = {
+    "de": "Bitte antworten Sie nicht auf diese E-Mail. Ihre Vorgangsnummer: {reference}.",
+    "en": "Please do not reply to this e-mail. Your reference: {reference}.",
+}
+
+
+def citizen_email(payload: dict[str, Any], *, recipient: str, sender: str) -> EmailMessage:
+    """The e-mail for a citizen's outbox message (the same texts as the bot, in their language).
+
+    Its Message-ID is derived from the reference and the message, so a retry after a lost
+    server answer is recognisable as the same e-mail.
+    """
+    from bot.delivery import UnknownPayload
+    from bot.texts import status_name, t
+
+    lang = "en" if payload.get("language") == "en" else "de"
+    reference = str(payload.get("reference", ""))
+    kind = payload.get("kind")
+    if kind == "reply":
+        body = t("delivery_reply", lang, reference=reference, text=payload["text"])
+        marker = f"m{payload.get('message_id', '')}"
+    elif kind == "status":
+        status = str(payload["status"])
+        body = t("delivery_status", lang, reference=reference, status=status_name(status, lang))
+        marker = f"s-{status}-{payload.get('version', '')}"
+    else:
+        raise PermanentFailure(str(UnknownPayload(f"cannot e-mail a payload of kind {kind!r}")))
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Subject"] = _CITIZEN_SUBJECT[lang].format(reference=reference)
+    domain = sender.rpartition("@")[2] or "hotline.invalid"
+    local = "".join(ch if ch.isalnum() or ch in "-_." else "." for ch in f"{reference}.{marker}")
+    msg["Message-ID"] = f"<{local}@{domain}>"
+    msg["Auto-Submitted"] = "auto-replied"
+    msg.set_content(f"{body}\n\n-- \n{_CITIZEN_FOOTER[lang].format(reference=reference)}\n")
+    return msg
+
+
 def _smtp_send(settings: Settings, message: EmailMessage) -> None:
     host, port = settings.smtp_host or "", settings.smtp_port
     timeout = settings.smtp_timeout_seconds
@@ -386,6 +439,8 @@ async def _deliver_until_stopped(
     closers.append(close)
     if settings.smtp_host:
         senders[CITY_EMAIL] = email_sender(settings)
+        # Citizens who left only an e-mail address get replies and status changes by mail.
+        senders[Channel.email.value] = citizen_email_sender(settings)
     interval = poll_seconds if poll_seconds is not None else settings.worker_poll_seconds
     log.info("outbox worker started for %s", ", ".join(sorted(senders)))
     try:

@@ -539,6 +539,7 @@ def change_status(
             {
                 "kind": "status",
                 "status": to.value,
+                "version": ticket.version + 1,
                 "text": f"Ihr Anliegen {ticket.reference} ist {STATUS_DE[to]}.",
             },
             dedup=f"status:{ticket.id}:{ticket.version + 1}",
