@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -39,6 +40,25 @@ def pg_schema_url(base: str, schema: str) -> str:
     """The base URL with a search_path, so every connection (and subprocess) uses `schema`."""
     sep = "&" if "?" in base else "?"
     return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+@contextmanager
+def empty_pg_schema(schema: str) -> Iterator[Database]:
+    """A Database on a fresh, empty PostgreSQL schema (not migrated), dropped afterwards."""
+    if not PG_URL:
+        pytest.skip("PostgreSQL run: set HOTLINE_TEST_DATABASE_URL (CI does)")
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    db = Database.from_settings(settings_for(pg_schema_url(PG_URL, schema)))
+    try:
+        yield db
+    finally:
+        db.dispose()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

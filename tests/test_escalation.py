@@ -43,7 +43,7 @@ from hotline.services.escalation import (
 from hotline.settings import Settings
 from tests.board.conftest import BoardClient
 from tests.board.conftest import board as board  # the fixture
-from tests.conftest import PG_URL, World, pg_schema_url, settings_for
+from tests.conftest import World, empty_pg_schema, settings_for
 
 pytestmark = pytest.mark.db
 
@@ -571,18 +571,5 @@ def test_migration_0007_downgrades_and_upgrades_on_sqlite(tmp_path: Path) -> Non
 
 
 def test_migration_0007_downgrades_and_upgrades_on_postgresql() -> None:
-    if not PG_URL:
-        pytest.skip("PostgreSQL run: set HOTLINE_TEST_DATABASE_URL (CI does)")
-    schema = "hl_migration_0007"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    db = Database.from_settings(settings_for(pg_schema_url(PG_URL, schema)))
-    try:
+    with empty_pg_schema("hl_migration_0007") as db:
         _down_and_up(db)
-    finally:
-        db.dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-import sqlalchemy as sa
-
 from hotline import migrate
 from hotline.db import Database
-from tests.conftest import PG_URL, pg_schema_url, settings_for
+from tests.conftest import empty_pg_schema, settings_for
 
 
 def _check(db: Database) -> None:
@@ -33,21 +30,8 @@ def test_sqlite_upgrade_head_has_no_drift(tmp_path: Path) -> None:
 
 
 def test_postgresql_upgrade_head_has_no_drift() -> None:
-    if not PG_URL:
-        pytest.skip("PostgreSQL run: set HOTLINE_TEST_DATABASE_URL (CI does)")
-    schema = "hl_migration_check"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    db = Database.from_settings(settings_for(pg_schema_url(PG_URL, schema)))
-    try:
+    with empty_pg_schema("hl_migration_check") as db:
         _check(db)
-    finally:
-        db.dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_drift_is_detected(tmp_path: Path) -> None:
