@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hotline.board._core import (
@@ -478,24 +478,26 @@ def city_new(request: Request, viewer: CoordinatorDep) -> HTMLResponse:
     return _city_form(request, viewer, svc.CityForm(state="BY"), city=None)
 
 
-def _city_form_of(
-    key: str,
-    name: str,
-    ags: str,
-    state: str,
-    timezone: str,
-    active: str,
-    postcodes: str,
-    service_hours: str,
-    sla_first_response_hours: str,
-    sla_resolution_hours: str,
-    escalation_email: str,
-    escalation_webhook_url: str,
-    retention_days: str,
-    log_retention_days: str,
+def _posted_city_form(
+    # Named apart from the update route's path parameter `key`; posted as "key" on create.
+    new_key: Annotated[str, Form(alias="key", max_length=2000)] = "",
+    name: Text = "",
+    ags: Text = "",
+    state: Text = "",
+    timezone: Text = "Europe/Berlin",
+    active: Text = "",
+    postcodes: LongText = "",
+    service_hours: LongText = "",
+    sla_first_response_hours: Text = "",
+    sla_resolution_hours: Text = "",
+    escalation_email: Text = "",
+    escalation_webhook_url: Text = "",
+    retention_days: Text = "",
+    log_retention_days: Text = "",
 ) -> svc.CityForm:
+    """The city form's fields as posted (create and update share them)."""
     return svc.CityForm(
-        key=key,
+        key=new_key,
         name=name,
         ags=ags,
         state=state,
@@ -512,42 +514,12 @@ def _city_form_of(
     )
 
 
+PostedCityForm = Annotated[svc.CityForm, Depends(_posted_city_form)]
+
+
 @router.post("/admin/cities", response_class=HTMLResponse)
-def city_create(
-    request: Request,
-    viewer: CoordinatorDep,
-    key: Text = "",
-    name: Text = "",
-    ags: Text = "",
-    state: Text = "",
-    timezone: Text = "Europe/Berlin",
-    active: Text = "",
-    postcodes: LongText = "",
-    service_hours: LongText = "",
-    sla_first_response_hours: Text = "",
-    sla_resolution_hours: Text = "",
-    escalation_email: Text = "",
-    escalation_webhook_url: Text = "",
-    retention_days: Text = "",
-    log_retention_days: Text = "",
-) -> Response:
+def city_create(request: Request, viewer: CoordinatorDep, form: PostedCityForm) -> Response:
     _ = translator(viewer.lang)
-    form = _city_form_of(
-        key,
-        name,
-        ags,
-        state,
-        timezone,
-        active,
-        postcodes,
-        service_hours,
-        sla_first_response_hours,
-        sla_resolution_hours,
-        escalation_email,
-        escalation_webhook_url,
-        retention_days,
-        log_retention_days,
-    )
     try:
         with get_db(request).write() as session:
             city = svc.create_city(session, viewer.actor, form)
@@ -571,41 +543,11 @@ def city_detail(request: Request, viewer: AdminDep, key: str) -> HTMLResponse:
 
 @router.post("/admin/cities/{key}", response_class=HTMLResponse)
 def city_update(
-    request: Request,
-    viewer: CoordinatorDep,
-    key: str,
-    name: Text = "",
-    ags: Text = "",
-    state: Text = "",
-    timezone: Text = "Europe/Berlin",
-    active: Text = "",
-    postcodes: LongText = "",
-    service_hours: LongText = "",
-    sla_first_response_hours: Text = "",
-    sla_resolution_hours: Text = "",
-    escalation_email: Text = "",
-    escalation_webhook_url: Text = "",
-    retention_days: Text = "",
-    log_retention_days: Text = "",
+    request: Request, viewer: CoordinatorDep, key: str, form: PostedCityForm
 ) -> Response:
     _ = translator(viewer.lang)
     db = get_db(request)
-    form = _city_form_of(
-        key,
-        name,
-        ags,
-        state,
-        timezone,
-        active,
-        postcodes,
-        service_hours,
-        sla_first_response_hours,
-        sla_resolution_hours,
-        escalation_email,
-        escalation_webhook_url,
-        retention_days,
-        log_retention_days,
-    )
+    form.key = key  # the key is not editable: the path names the city
     try:
         with db.write() as session:
             city = svc.update_city(session, viewer.actor, key, form)
