@@ -20,7 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -305,7 +306,7 @@ def measure(db: Database, settings: Settings, seed: Seed, count: int) -> list[tu
     return rows
 
 
-def run_one(kind: str, url: str, n: int, count: int, cleanup: Callable[[], None]) -> None:
+def run_one(kind: str, url: str, n: int, count: int) -> None:
     settings = _settings(url)
     db = Database.from_settings(settings)
     try:
@@ -319,7 +320,6 @@ def run_one(kind: str, url: str, n: int, count: int, cleanup: Callable[[], None]
             print(f"  {label:<30} {figures}", flush=True)
     finally:
         db.dispose()
-        cleanup()
 
 
 def pg_reachable(url: str) -> bool:
@@ -333,6 +333,27 @@ def pg_reachable(url: str) -> bool:
         return False
 
 
+@contextmanager
+def pg_bench_schema(prefix: str) -> Iterator[str | None]:
+    """A throw-away schema on the benchmark's PostgreSQL server (HOTLINE_BENCH_DATABASE_URL):
+    yields its URL, or None (after saying so) when the server does not answer; dropped after."""
+    base = os.environ.get("HOTLINE_BENCH_DATABASE_URL", DEFAULT_PG)
+    if not pg_reachable(base):
+        print(f"\nPostgreSQL: not reachable at {base.split('@')[-1]}; skipped")
+        yield None
+        return
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _pg_schema_url(base, schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(argv) if argv is not None else []
     n = int(args[0] if args else os.environ.get("HOTLINE_BENCH_TICKETS", "1000000"))
@@ -344,23 +365,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "sqlite" in kinds:
         with tempfile.TemporaryDirectory(prefix="hl-bench-") as tmp:
             path = Path(tmp) / "bench.db"
-            run_one("SQLite", f"sqlite:///{path}", n, count, lambda: None)
+            run_one("SQLite", f"sqlite:///{path}", n, count)
     if "postgresql" in kinds:
-        base = os.environ.get("HOTLINE_BENCH_DATABASE_URL", DEFAULT_PG)
-        if not pg_reachable(base):
-            print(f"\nPostgreSQL: not reachable at {base.split('@')[-1]}; skipped")
-            return
-        schema = f"hl_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(base)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-        def drop() -> None:
-            with admin.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
-
-        run_one("PostgreSQL", _pg_schema_url(base, schema), n, count, drop)
+        with pg_bench_schema("hl_bench") as url:
+            if url is not None:
+                run_one("PostgreSQL", url, n, count)
 
 
 if __name__ == "__main__":

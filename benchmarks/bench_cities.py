@@ -61,13 +61,11 @@ from sqlmodel import col, select
 
 import kb
 from benchmarks.bench_board import (
-    DEFAULT_PG,
     PASSWORD,
     _copy_value,
-    _pg_schema_url,
     login,
     pct,
-    pg_reachable,
+    pg_bench_schema,
     timed,
 )
 from benchmarks.bench_load import QUESTIONS, SUBJECTS
@@ -1155,7 +1153,7 @@ def size_figures(db: Database) -> tuple[list[str], dict[str, int]]:
 # --- running --------------------------------------------------------------------------------------
 
 
-def run_one(kind: str, url: str, opts: Options, with_kb: bool, cleanup: Callable[[], None]) -> None:
+def run_one(kind: str, url: str, opts: Options, with_kb: bool) -> None:
     settings = Settings(  # type: ignore[call-arg]
         database_url=url, env="test", worker_in_process=False, retention_interval_hours=0
     )
@@ -1209,7 +1207,6 @@ def run_one(kind: str, url: str, opts: Options, with_kb: bool, cleanup: Callable
                 print(f"  {line}", flush=True)
     finally:
         db.dispose()
-        cleanup()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -1270,24 +1267,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     with_kb = True
     if "sqlite" in opts.kinds:
         with tempfile.TemporaryDirectory(prefix="hl-cities-") as tmp:
-            run_one("SQLite", f"sqlite:///{Path(tmp) / 'cities.db'}", opts, with_kb, lambda: None)
+            run_one("SQLite", f"sqlite:///{Path(tmp) / 'cities.db'}", opts, with_kb)
         with_kb = False
     if "postgresql" in opts.kinds:
-        base = os.environ.get("HOTLINE_BENCH_DATABASE_URL", DEFAULT_PG)
-        if not pg_reachable(base):
-            print(f"\nPostgreSQL: not reachable at {base.split('@')[-1]}; skipped")
-            return
-        schema = f"hl_cities_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(base)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-        def drop() -> None:
-            with admin.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
-
-        run_one("PostgreSQL", _pg_schema_url(base, schema), opts, with_kb, drop)
+        with pg_bench_schema("hl_cities") as url:
+            if url is not None:
+                run_one("PostgreSQL", url, opts, with_kb)
 
 
 if __name__ == "__main__":

@@ -41,14 +41,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REPO = Path(__file__).resolve().parents[1]
 MIX = (("ask", 50), ("create", 15), ("inbox", 25), ("reply", 10))
 CITIES = ("muenchen", "augsburg", "nuernberg")
@@ -465,17 +463,6 @@ def summarise(kind: str, ours: Sequence[Step], bare: Sequence[Step]) -> None:
         print("  sustained: no step without errors", flush=True)
 
 
-def pg_reachable(url: str) -> bool:
-    try:
-        engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     seconds = float(os.environ.get("HOTLINE_BENCH_SECONDS", "20"))
     levels = [int(v) for v in os.environ.get("HOTLINE_BENCH_CONCURRENCY", "1,4,16,32").split(",")]
@@ -490,22 +477,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="hl-load-db-") as tmp:
             run_database("SQLite", f"sqlite:///{Path(tmp) / 'load.db'}", levels, seconds)
     if "postgresql" in kinds:
-        base = os.environ.get("HOTLINE_BENCH_DATABASE_URL", DEFAULT_PG)
-        if not pg_reachable(base):
-            print(f"\nPostgreSQL: not reachable at {base.split('@')[-1]}; skipped")
-            return
-        schema = f"hl_load_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(base)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            sep = "&" if "?" in base else "?"
-            url = f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-            run_database("PostgreSQL", url, levels, seconds)
-        finally:
-            with admin.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        # Imported here: bench_board is the heavier module and only this branch needs it.
+        from benchmarks.bench_board import pg_bench_schema
+
+        with pg_bench_schema("hl_load") as url:
+            if url is not None:
+                run_database("PostgreSQL", url, levels, seconds)
 
 
 if __name__ == "__main__":
