@@ -20,7 +20,16 @@ from sqlmodel import Session, col, select
 
 import kb
 from hotline.errors import Forbidden, InvalidInput, NotFound
-from hotline.models import Audience, Channel, City, KBAsk, KBEntry, KBStatus, Service
+from hotline.models import (
+    Audience,
+    Channel,
+    City,
+    KBAsk,
+    KBEntry,
+    KBStatus,
+    RoutingConfig,
+    Service,
+)
 from hotline.services.actors import Actor
 from hotline.services.catalog import get_city
 from hotline.services.kb import kb_generation, to_kb_entries
@@ -40,15 +49,22 @@ class MatcherCache:
     thresholds: kb.Thresholds | None = None
     # The cities' names and keys: stop words of the matcher (a question's city comes with it;
     # a city added later would otherwise be an unknown word that blocks confident answers).
+    # Re-read only when the routing generation moves, which every city change bumps.
     city_names: tuple[str, ...] = ()
+    cities_generation: int | None = None
 
     def _refresh(self, session: Session) -> kb.Matcher:
         generation = kb_generation(session)
-        names = tuple(
-            sorted({n for row in session.exec(select(City.key, City.name)) for n in row})
-        )
-        if names != self.city_names:
-            self.matcher, self.city_names = None, names
+        config = session.get(RoutingConfig, 1)
+        cities_generation = config.generation if config is not None else 0
+        if cities_generation != self.cities_generation:
+            names = tuple(
+                sorted({n for row in session.exec(select(City.key, City.name)) for n in row})
+            )
+            if names != self.city_names:
+                self.matcher, self.city_names = None, names
+            self.cities_generation = cities_generation
+        names = self.city_names
         if self.matcher is not None and self.generation == generation:
             return self.matcher
         stored = {

@@ -6,6 +6,7 @@ from hotline.db import Database
 from hotline.models import City
 from hotline.services.actors import Actor
 from hotline.services.asking import MatcherCache, ask
+from hotline.services.rules import bump_generation
 from tests.conftest import World
 
 QUESTION = "Regensburg Personalausweis verloren"
@@ -23,6 +24,7 @@ def test_a_new_citys_name_does_not_block_a_confident_answer(
 
     with db.write() as session:
         session.add(City(key="regensburg", name="Regensburg", ags="09362000", state="BY"))
+        bump_generation(session)  # as every city change does (services/admin.py)
     with db.write() as session:
         after = ask(session, actor, cache, question=QUESTION, city="regensburg", secret="s")
     assert (after.decision, after.entry and after.entry.id) == ("answer", "ausweis-verlust")
