@@ -48,6 +48,7 @@ from hotline.services.escalation import (
     EscalationReport,
     email_message,
     escalate_overdue,
+    message_id,
     sign,
     webhook_body,
 )
@@ -297,9 +298,7 @@ def citizen_email(payload: dict[str, Any], *, recipient: str, sender: str) -> Em
     msg["From"] = sender
     msg["To"] = recipient
     msg["Subject"] = _CITIZEN_SUBJECT[lang].format(reference=reference)
-    domain = sender.rpartition("@")[2] or "hotline.invalid"
-    local = "".join(ch if ch.isalnum() or ch in "-_." else "." for ch in f"{reference}.{marker}")
-    msg["Message-ID"] = f"<{local}@{domain}>"
+    msg["Message-ID"] = message_id(f"{reference}.{marker}", sender)
     msg["Auto-Submitted"] = "auto-replied"
     msg.set_content(f"{body}\n\n-- \n{_CITIZEN_FOOTER[lang].format(reference=reference)}\n")
     return msg

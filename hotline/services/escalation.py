@@ -279,15 +279,20 @@ def email_text(payload: dict[str, Any], tz: str = "Europe/Berlin") -> tuple[str,
     return subject, "\n".join(lines) + "\n"
 
 
+def message_id(token: str, sender: str) -> str:
+    """A Message-ID made from a stable token, so every retry of one e-mail carries the same."""
+    domain = sender.rpartition("@")[2] or "hotline.invalid"
+    local = "".join(ch if ch.isalnum() or ch in "-_." else "." for ch in token)
+    return f"<{local}@{domain}>"
+
+
 def email_message(payload: dict[str, Any], *, sender: str) -> EmailMessage:
     """The e-mail for an outbox payload; its Message-ID is the same on every retry."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = payload["to"]
     msg["Subject"] = payload["subject"]
-    domain = sender.rpartition("@")[2] or "hotline.invalid"
-    local = "".join(ch if ch.isalnum() or ch in "-_." else "." for ch in payload["id"])
-    msg["Message-ID"] = f"<{local}@{domain}>"
+    msg["Message-ID"] = message_id(payload["id"], sender)
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(payload["text"])
     return msg
