@@ -19,7 +19,7 @@ from kb._evaluate import (
 )
 from kb._familienlotse import familienlotse_sets
 from kb._matcher import Candidate, Matcher, MatchResult, Thresholds, Weights
-from kb._text import Analyzer, fold, load_synonyms
+from kb._text import Analyzer, fold, load_dialect_rules, load_synonyms
 
 __all__ = [
     "Analyzer",
@@ -38,6 +38,7 @@ __all__ = [
     "evaluate",
     "familienlotse_sets",
     "fold",
+    "load_dialect_rules",
     "load_dir",
     "load_entry",
     "load_labelled",

@@ -38,6 +38,17 @@ class Thresholds:
     # of the question's weighted words ("Termin beim Arzt absagen"): the question is about
     # something the KB has no entry for, however well the rest matches. Above 1.0: off.
     unknown_share: float = 0.3
+    # Long questions (ninth round): a message that tells its story first ("Ich bin letzte Woche
+    # nach Augsburg gezogen, …, kann ich mich online ummelden?") shares only part of its words
+    # with any variant, so every similarity is diluted and the score sits lower than for a
+    # short question on the same topic, while the lead over the runner-up stays as telling.
+    # From `long_words` content words on, the answer bar drops by `long_relief` points when the
+    # best entry leads by at least `long_margin`, and the unknown-word guard allows up to
+    # `long_unknown_share` (the story's own words: places, employers, "Oktoberfest").
+    long_words: int = 10
+    long_relief: float = 12.0
+    long_margin: float = 12.0
+    long_unknown_share: float = 0.4
     # Offer "Meinten Sie …?" choices from here; below it the question goes to a person.
     suggest: float = 50.0
     # Below this nothing is even reported as the best guess.
@@ -52,6 +63,13 @@ class Weights:
     chars: float = 0.20
     fuzzy: float = 0.40
     dice: float = 0.35
+    # fuzzy = (1 − s) · token_sort_ratio + s · token_set_ratio of a variant, s = `fuzzy_set`;
+    # against a variant with fewer than 1 / `long_ratio` of the question's words, s =
+    # `long_fuzzy_set`: token_sort_ratio then mostly measures the length difference, while
+    # token_set_ratio asks whether the variant's words are in the question (ninth round).
+    fuzzy_set: float = 0.5
+    long_fuzzy_set: float = 0.9
+    long_ratio: float = 1.5
     # Bonus for an entry of the asker's own city over a shared one (in score units / 100).
     city: float = 0.04
     # Query words the KB does not know count this much (of a rare word) against coverage.
@@ -115,6 +133,8 @@ class _Ranked:
     slots: list[int]
     # The question's words with their weights (idf × how sure the word is), as in coverage.
     term_weights: dict[str, float]
+    # How many content words the question has (after stop words, before weighting).
+    words: int = 0
 
 
 @dataclass
@@ -305,17 +325,29 @@ class Matcher:
         second = scored[1][1] if len(scored) > 1 else 0.0
         alternatives = [(i, s) for i, s in scored[1:4] if s >= t.floor]
         decision: Decision
-        if (
-            best >= t.answer
-            and (best - second >= t.margin or self._dominates(ranked))
-            and self._unknown_share(ranked) < t.unknown_share
-        ):
+        if self._confident(ranked, best, second):
             decision = "answer"
         elif best >= t.suggest:
             decision = "suggest"
         else:
             decision = "handover"
         return MatchResult(decision, best_id, best, alternatives, t.suggest)
+
+    def _confident(self, ranked: _Ranked, best: float, second: float) -> bool:
+        """Whether the best entry is a confident answer (see `Thresholds`)."""
+        t = self.thresholds
+        if (
+            best >= t.answer
+            and (best - second >= t.margin or self._dominates(ranked))
+            and self._unknown_share(ranked) < t.unknown_share
+        ):
+            return True
+        return (
+            ranked.words >= t.long_words
+            and best >= t.answer - t.long_relief
+            and best - second >= t.long_margin
+            and self._unknown_share(ranked) < t.long_unknown_share
+        )
 
     def _unknown_share(self, ranked: _Ranked) -> float:
         """The share of the question's weighted words that no KB entry knows."""
@@ -467,7 +499,10 @@ class Matcher:
     def _ranked(self, question: str, *, city: str | None, audience: str) -> _Ranked:
         w = self.weights
         term_weights: dict[str, float] = {}
-        found = self._candidates(question, city=city, audience=audience, terms_out=term_weights)
+        counts: list[int] = []
+        found = self._candidates(
+            question, city=city, audience=audience, terms_out=term_weights, words_out=counts
+        )
         scored = [
             (
                 slot,
@@ -491,6 +526,7 @@ class Matcher:
             scored=[(entry_id, score) for _, entry_id, score in scored],
             slots=[slot for slot, _, _ in scored],
             term_weights=term_weights,
+            words=counts[0] if counts else 0,
         )
 
     def _candidates(
@@ -500,10 +536,12 @@ class Matcher:
         city: str | None,
         audience: str,
         terms_out: dict[str, float] | None = None,
+        words_out: list[int] | None = None,
     ) -> list[tuple[int, Candidate]]:
         """The best entries (slot, features 0–1 each) for a question.
 
-        `terms_out`, when given, receives the question's weighted words (idf × certainty).
+        `terms_out`, when given, receives the question's weighted words (idf × certainty);
+        `words_out` the number of its content words.
         """
         partitions = self._partitions(city, audience)
         if not partitions or not self._docs:
@@ -511,6 +549,8 @@ class Matcher:
         tokens = self.analyzer.tokens(question, self._surface, self._df_words)
         if not tokens:
             return []
+        if words_out is not None:
+            words_out.append(len(tokens))
         n = len(self._docs)
         w = self.weights
         term_weights = self._query_terms(tokens)
@@ -584,11 +624,14 @@ class Matcher:
                 query_text, choices, scorer=fuzz.token_set_ratio, limit=None
             )
         }
+        # token_set alone gives 100 whenever one side's words are a subset of the other's;
+        # against a much shorter variant that is what is asked (see `Weights.long_ratio`).
+        short_variant = len(tokens) / w.long_ratio
         for _, sort_score, i in process.extract(
             query_text, choices, scorer=fuzz.token_sort_ratio, limit=None
         ):
-            # token_set alone gives 100 whenever one side's words are a subset of the other's.
-            value = (sort_score + set_scores.get(i, 0.0)) / 200.0
+            mix = w.long_fuzzy_set if choices[i].count(" ") + 1 < short_variant else w.fuzzy_set
+            value = ((1.0 - mix) * sort_score + mix * set_scores.get(i, 0.0)) / 100.0
             candidate = found[owners[i]]
             if value > candidate.fuzzy:
                 candidate.fuzzy = value

@@ -164,6 +164,8 @@ class Analyzer:
         )
         if synonyms is None:
             synonyms = load_synonyms()
+        self._dialect = load_dialect_rules()
+        self._dialect_cache: dict[str, tuple[str, ...]] = {}
         self._phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
         # Parts of the canonical words, so "Perso" (-> Personalausweis) also finds "Ausweis".
         self._canonical_parts: dict[str, tuple[str, ...]] = {}
@@ -325,6 +327,8 @@ class Analyzer:
         words = [w for w, _ in pairs]
         if vocabulary:
             words = _join_split_words(words, vocabulary)
+        if stems and self._dialect:
+            words = [self._standard_form(w, vocabulary, stems) for w in words]
         stems = [self.stem(w) for w in words]
         out: list[Token] = []
         i = 0
@@ -349,6 +353,57 @@ class Analyzer:
                     parts = (*parts, *(e for e in extra if e not in parts and e != stems[i - 1]))
                 out.append(Token(stems[i - 1], parts))
         return out
+
+    def _standard_form(self, word: str, vocabulary: Collection[str], stems: Collection[str]) -> str:
+        """A dialect spelling the KB does not know as the standard word (kb/data/dialect.txt).
+
+        Only for a word that is no stop word, not in the KB's words and makes no KB stem; the
+        rules are tried alone, then in pairs and triples, and the first form that is a stop
+        word or whose stem (or synonym target) the KB knows wins. Otherwise the word stays.
+        """
+        if (
+            len(word) < 2
+            or word in self.stopwords
+            or word in vocabulary
+            or not word.isalpha()
+            or self.stem(word) in stems
+            or (self.stem(word),) in self._phrases
+        ):
+            return word
+        for candidate in self._dialect_forms(word):
+            stem = self.stem(candidate)
+            target = self._phrases.get((stem,))
+            if (
+                candidate in self.stopwords
+                or stem in stems
+                or (target is not None and all(t in stems for t in target))
+            ):
+                return candidate
+        return word
+
+    def _dialect_forms(self, word: str) -> tuple[str, ...]:
+        # The word's forms under one, two or three rules, in that order (cached: the forms
+        # do not depend on the KB, whether one is known is checked at every question).
+        cached = self._dialect_cache.get(word)
+        if cached is not None:
+            return cached
+        forms: list[str] = []
+        seen = {word}
+        frontier = [word]
+        for _ in range(3):
+            following: list[str] = []
+            for form in frontier:
+                for pattern, replacement in self._dialect:
+                    candidate = pattern.sub(replacement, form, count=1)
+                    if candidate not in seen:
+                        seen.add(candidate)
+                        following.append(candidate)
+            forms.extend(following)
+            frontier = following
+        result = tuple(forms)
+        if len(self._dialect_cache) < 100_000:
+            self._dialect_cache[word] = result
+        return result
 
     def _split(self, word: str, vocabulary: Collection[str]) -> tuple[str, ...]:
         if len(word) < _MIN_COMPOUND or word.isdigit():
@@ -442,6 +497,25 @@ def _join_split_words(words: list[str], vocabulary: Collection[str]) -> list[str
             joined.append(words[i])
             i += 1
     return joined
+
+
+def load_dialect_rules(text: str | None = None) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """The dialect spelling rules (`pattern  replacement` per line; the packaged file)."""
+    if text is None:
+        text = _data_text("dialect.txt")
+    rules: list[tuple[re.Pattern[str], str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = re.split(r"\t+| {2,}", line)
+        if len(fields) != 2:
+            raise ValueError(f"dialect rule on line {number}: expected a pattern and a replacement")
+        try:
+            rules.append((re.compile(fields[0]), fields[1]))
+        except re.error as exc:
+            raise ValueError(f"dialect rule on line {number}: {exc}") from exc
+    return tuple(rules)
 
 
 def load_synonyms(path: str | Path | None = None) -> dict[str, list[str]]:

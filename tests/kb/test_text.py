@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb import Analyzer, fold, load_synonyms
+from kb import Analyzer, fold, load_dialect_rules, load_synonyms
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +163,34 @@ def test_question_side_rejoins_only_to_a_known_verb(analyzer: Analyzer) -> None:
 def test_negations_are_content_words(analyzer: Analyzer) -> None:
     assert "kein" in stems(analyzer, "keine Bestätigung")
     assert "nicht" in stems(analyzer, "Mail kommt nicht an")
+
+
+def test_dialect_spellings_become_the_standard_word_the_kb_knows(analyzer: Analyzer) -> None:
+    known = {analyzer.stem(w) for w in ("verloren", "vergessen", "zulassen", "abholen", "pin")}
+    question = "i hob mei pin vagessn, perso valorn, wia ko i s auto zualassn und den pass abhoin"
+    got = [t.stem for t in analyzer.tokens(question, (), known)]
+    for word in ("verloren", "vergessen", "zulassen", "abholen"):
+        assert analyzer.stem(word) in got
+    # Dialect function words become stop words ("wia" = wie, "ko" = kann).
+    assert "wia" not in got and "ko" not in got
+    # Without the KB's stems (the KB side) nothing is rewritten.
+    assert analyzer.stem("vergessen") not in stems(analyzer, "pin vagessn")
+
+
+def test_dialect_rules_leave_words_the_kb_knows_alone(analyzer: Analyzer) -> None:
+    # "hoin" would become "holen"; a KB that has the word "hoin" keeps it.
+    known = {analyzer.stem("holen"), "hoin"}
+    assert [t.stem for t in analyzer.tokens("hoin", (), known)] == ["hoin"]
+    assert [t.stem for t in analyzer.tokens("hoin", (), {analyzer.stem("holen")})] == [
+        analyzer.stem("holen")
+    ]
+    # No rule gives a known word: the word stays as typed.
+    assert [t.stem for t in analyzer.tokens("xyzzyn", (), known)] == [analyzer.stem("xyzzyn")]
+
+
+def test_a_bad_dialect_rule_is_refused_with_its_line() -> None:
+    assert len(load_dialect_rules("# comment\n^va  ver\n")) == 1
+    with pytest.raises(ValueError, match="line 2"):
+        load_dialect_rules("ua  u\n([a-z  x\n")
+    with pytest.raises(ValueError, match="line 1"):
+        load_dialect_rules("nur-ein-feld\n")

@@ -74,7 +74,7 @@ EN = {
     "Weitere Kandidaten:": "Other candidates:",
     "{score} Punkte": "{score} points",
     "wird vorgeschlagen": "is suggested",
-    "Antwort ab {answer} Punkten mit {margin} Punkten Vorsprung vor dem nächsten Eintrag; Vorschläge ab {suggest} Punkten; darunter Übergabe.": "Answer from {answer} points with a lead of {margin} points over the next entry; suggestions from {suggest} points; below that, handover.",
+    "Antwort ab {answer} Punkten mit {margin} Punkten Vorsprung vor dem nächsten Eintrag, bei langen Fragen (ab {long_words} Inhaltswörtern) ab {long_answer} Punkten mit {long_margin} Punkten Vorsprung; Vorschläge ab {suggest} Punkten; darunter Übergabe.": "Answer from {answer} points with a lead of {margin} points over the next entry, for long questions (from {long_words} content words) from {long_answer} points with a lead of {long_margin} points; suggestions from {suggest} points; below that, handover.",
     "Antwort des besten Eintrags anzeigen": "Show the best entry's answer",
     "Eintrag für diese Frage anlegen": "Create an entry for this question",
     "Bitte geben Sie eine Frage ein.": "Please enter a question.",
