@@ -447,6 +447,18 @@ def test_try_it_shows_the_decision_in_words(
     )
     assert "<html" not in unknown.text
     assert "an einen Menschen übergeben" in unknown.text
+    # One suggestion is "einem Vorschlag", not "1 Vorschlägen"; the hint names the long-question bar.
+    unsure = agent.get(
+        "/board/kb/try",
+        params={
+            "q": "Hallo, ich bin letzte Woche aus Köln nach München gezogen, wohne jetzt in "
+            "Sendling und habe einen Personalausweis mit Online-Funktion. Wie melde ich meinen "
+            "Wohnsitz online an?",
+            "city": "muenchen",
+        },
+    )
+    assert "mit einem Vorschlag fragen" in unsure.text and "1 Vorschlägen" not in unsure.text
+    assert "bei langen Fragen (ab 10 Inhaltswörtern) ab 52 Punkten" in unsure.text
     # Staff of a city ask as their city only; trying is never logged as an ask.
     other = agent.get("/board/kb/try", params={"q": "Hundesteuer", "city": "augsburg"})
     assert other.status_code == 403 and "eigene Stadt" in other.text

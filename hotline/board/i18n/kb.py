@@ -64,6 +64,7 @@ EN = {
     "Übergabe an einen Menschen": "Handover to a person",
     "Der Bot würde direkt mit „{title}“ antworten.": "The bot would answer directly with “{title}”.",
     "Der Bot ist sich nicht sicher und würde „Meinten Sie …?“ mit {n} Vorschlägen fragen.": "The bot is not sure and would ask “Did you mean …?” with {n} suggestions.",
+    "Der Bot ist sich nicht sicher und würde „Meinten Sie …?“ mit einem Vorschlag fragen.": "The bot is not sure and would ask “Did you mean …?” with one suggestion.",
     "Der Bot findet keine passende Antwort und würde die Frage an einen Menschen übergeben (Ticket).": "The bot finds no fitting answer and would hand the question over to a person (ticket).",
     "Entscheidung": "Decision",
     "Treffergüte": "Match quality",
