@@ -336,17 +336,18 @@ class Matcher:
     def _confident(self, ranked: _Ranked, best: float, second: float) -> bool:
         """Whether the best entry is a confident answer (see `Thresholds`)."""
         t = self.thresholds
+        unknown = self._unknown_share(ranked)
         if (
             best >= t.answer
+            and unknown < t.unknown_share
             and (best - second >= t.margin or self._dominates(ranked))
-            and self._unknown_share(ranked) < t.unknown_share
         ):
             return True
         return (
             ranked.words >= t.long_words
             and best >= t.answer - t.long_relief
             and best - second >= t.long_margin
-            and self._unknown_share(ranked) < t.long_unknown_share
+            and unknown < t.long_unknown_share
         )
 
     def _unknown_share(self, ranked: _Ranked) -> float:

@@ -361,14 +361,10 @@ class Analyzer:
         rules are tried alone, then in pairs and triples, and the first form that is a stop
         word or whose stem (or synonym target) the KB knows wins. Otherwise the word stays.
         """
-        if (
-            len(word) < 2
-            or word in self.stopwords
-            or word in vocabulary
-            or not word.isalpha()
-            or self.stem(word) in stems
-            or (self.stem(word),) in self._phrases
-        ):
+        if len(word) < 2 or word in self.stopwords or word in vocabulary or not word.isalpha():
+            return word
+        stem = self.stem(word)
+        if stem in stems or (stem,) in self._phrases:
             return word
         for candidate in self._dialect_forms(word):
             stem = self.stem(candidate)
