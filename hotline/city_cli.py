@@ -45,6 +45,19 @@ RETENTION_HELP = "Days after closing until a ticket is anonymised (7-3650; defau
 LOG_RETENTION_HELP = (
     "Days until the bot's question log is deleted (1-365, at most --retention-days; default 30)."
 )
+# Options that `city add` and `city set` share.
+EscalationEmailOpt = Annotated[
+    str | None, typer.Option(help=ESCALATION_EMAIL_HELP, show_default=False)
+]
+EscalationWebhookOpt = Annotated[
+    str | None, typer.Option(help=ESCALATION_WEBHOOK_HELP, show_default=False)
+]
+RetentionDaysOpt = Annotated[
+    str | None, typer.Option(metavar="DAYS", help=RETENTION_HELP, show_default=False)
+]
+LogRetentionDaysOpt = Annotated[
+    str | None, typer.Option(metavar="DAYS", help=LOG_RETENTION_HELP, show_default=False)
+]
 
 
 def _fail(message: str) -> NoReturn:
@@ -137,18 +150,10 @@ def city_add(
             "is generated and printed.",
         ),
     ] = False,
-    escalation_email: Annotated[
-        str | None, typer.Option(help=ESCALATION_EMAIL_HELP, show_default=False)
-    ] = None,
-    escalation_webhook: Annotated[
-        str | None, typer.Option(help=ESCALATION_WEBHOOK_HELP, show_default=False)
-    ] = None,
-    retention_days: Annotated[
-        str | None, typer.Option(metavar="DAYS", help=RETENTION_HELP, show_default=False)
-    ] = None,
-    log_retention_days: Annotated[
-        str | None, typer.Option(metavar="DAYS", help=LOG_RETENTION_HELP, show_default=False)
-    ] = None,
+    escalation_email: EscalationEmailOpt = None,
+    escalation_webhook: EscalationWebhookOpt = None,
+    retention_days: RetentionDaysOpt = None,
+    log_retention_days: LogRetentionDaysOpt = None,
 ) -> None:
     """Add a member city and its first city admin (all checked first; nothing written on error)."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -220,24 +225,16 @@ def city_add(
 @city_app.command("set")
 def city_set(
     key: Annotated[str, typer.Argument(help="The city's key, e.g. regensburg.")],
-    escalation_email: Annotated[
-        str | None, typer.Option(help=ESCALATION_EMAIL_HELP, show_default=False)
-    ] = None,
+    escalation_email: EscalationEmailOpt = None,
     no_escalation_email: Annotated[
         bool, typer.Option("--no-escalation-email", help="Remove the escalation e-mail.")
     ] = False,
-    escalation_webhook: Annotated[
-        str | None, typer.Option(help=ESCALATION_WEBHOOK_HELP, show_default=False)
-    ] = None,
+    escalation_webhook: EscalationWebhookOpt = None,
     no_escalation_webhook: Annotated[
         bool, typer.Option("--no-escalation-webhook", help="Remove the escalation webhook.")
     ] = False,
-    retention_days: Annotated[
-        str | None, typer.Option(metavar="DAYS", help=RETENTION_HELP, show_default=False)
-    ] = None,
-    log_retention_days: Annotated[
-        str | None, typer.Option(metavar="DAYS", help=LOG_RETENTION_HELP, show_default=False)
-    ] = None,
+    retention_days: RetentionDaysOpt = None,
+    log_retention_days: LogRetentionDaysOpt = None,
 ) -> None:
     """Change an existing city's escalation targets and retention periods; options not given
     stay as they are (all checked first; nothing written on error)."""
