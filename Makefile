@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= $(or $(HOTLINE_PORT),8000)
+# Test processes (pytest-xdist): one per core by default; whole files go to one worker, so a
+# module's expensive fixture (the wheel build, a served process) is set up once.
+PYTEST_WORKERS ?= auto
 
 .PHONY: run test lint bench venv dev clean
 
@@ -30,7 +33,7 @@ run: $(VENV)/.installed
 	$(BIN)/hotline serve --port $(PORT)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check hotline bot kb tests benchmarks migrations

@@ -48,6 +48,16 @@ TEMPLATES = (
     "Wo kann man {obj} {verb}?",
     "{Obj} {verb} in {place}",
 )
+ANSWER_SENTENCES = (
+    "Sie können {obj} im Online-Portal {place} {verb}.",
+    "Dafür brauchen Sie {noun} und {noun2}; halten Sie beides bereit.",
+    "Nach dem Absenden erhalten Sie eine Bestätigung per E-Mail an Ihr {noun}.",
+    "Die Gebühr für {noun} beträgt je nach Fall zwischen 10 und 50 Euro.",
+    "Wenn Sie {noun2} {verb2} möchten, wenden Sie sich an das Bürgerbüro {place2}.",
+    "Die Bearbeitung dauert in der Regel zwei bis drei Wochen.",
+    "Bei Fragen zu {noun} hilft Ihnen die Hotline montags bis freitags weiter.",
+    "Ohne {noun2} können wir den Antrag nicht bearbeiten.",
+)
 SYLLABLES = [c + v for c in "bklmnrst" for v in "aeiou"]
 CITIES = ("muenchen", "augsburg", "nuernberg")
 
@@ -83,10 +93,26 @@ def generate_kb(size: int, seed: int = 7) -> list[KBEntry]:
                 service="generated",
                 city=city,
                 questions=questions,
-                answer="Generierte Antwort.",
+                answer=_answer(obj, verb, places, rng),
             )
         )
     return entries
+
+
+def _answer(obj: str, verb: str, places: Sequence[str], rng: random.Random) -> str:
+    """About 80 words like a real answer (the matcher indexes answer words too)."""
+    return " ".join(
+        template.format(
+            obj=obj,
+            verb=verb,
+            noun=rng.choice(NOUNS),
+            noun2=rng.choice(NOUNS),
+            verb2=rng.choice(VERBS),
+            place=rng.choice(places),
+            place2=rng.choice(places),
+        )
+        for template in rng.sample(ANSWER_SENTENCES, 6)
+    )
 
 
 def _typo(word: str, rng: random.Random) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+import sys
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -60,9 +61,9 @@ class Weights:
     """How the final score (0–100) mixes the index scores and the fuzzy rerank."""
 
     words: float = 0.05
-    chars: float = 0.20
-    fuzzy: float = 0.40
-    dice: float = 0.35
+    chars: float = 0.19
+    fuzzy: float = 0.37
+    dice: float = 0.33
     # fuzzy = (1 − s) · token_sort_ratio + s · token_set_ratio of a variant, s = `fuzzy_set`;
     # against a variant with fewer than 1 / `long_ratio` of the question's words, s =
     # `long_fuzzy_set`: token_sort_ratio then mostly measures the length difference, while
@@ -72,6 +73,11 @@ class Weights:
     long_ratio: float = 1.5
     # Bonus for an entry of the asker's own city over a shared one (in score units / 100).
     city: float = 0.04
+    # The idf-weighted share of the question's words that the entry's answer text contains
+    # (tenth round): citizens word a question with what the answer explains ("Handyhülle",
+    # "Vollmacht", "Kartenleser") more often than any listed variant foresees. The five
+    # weights above sum to 1 (the city bonus comes on top).
+    body: float = 0.06
     # Query words the KB does not know count this much (of a rare word) against coverage.
     unknown: float = 0.5
     # The parts of a compound the KB also knows whole ("Ausweis" in "Personalausweis").
@@ -122,6 +128,8 @@ class Candidate:
     dice: float = 0.0
     # 1.0 when the entry is specific to the asker's city (0.0 for shared entries).
     city: float = 0.0
+    # Share of the question's weighted words found in the entry's answer text.
+    body: float = 0.0
 
 
 @dataclass
@@ -147,6 +155,9 @@ class _Doc:
     terms: tuple[str, ...]
     # Grams are not kept (memory): removal recomputes them from `variants`.
     surface: tuple[str, ...]
+    # The answer's stems and compound parts (interned, sorted): a weak signal for question
+    # words that no variant has but the answer explains (see `Weights.body`).
+    body: tuple[str, ...] = ()
 
     def grams(self) -> set[str]:
         return _grams({word for variant in self.variants for word in variant.split()})
@@ -166,6 +177,11 @@ def _grams(stems: Iterable[str]) -> set[str]:
         padded = f"#{stem}#"
         grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
     return grams
+
+
+def _contains(sorted_terms: tuple[str, ...], term: str) -> bool:
+    i = bisect.bisect_left(sorted_terms, term)
+    return i < len(sorted_terms) and sorted_terms[i] == term
 
 
 def _idf(df: int, n: int) -> float:
@@ -266,6 +282,10 @@ class Matcher:
                 terms.update(token.parts)
         # Whole words of the KB help split compounds in questions ("Kontoübersicht").
         surface = tuple({w for text in texts for w in self.analyzer.content_words(text)})
+        body: set[str] = set()
+        for token in self.analyzer.tokens(entry.answer):
+            body.add(token.stem)
+            body.update(token.parts)
         doc = _Doc(
             entry=entry,
             slot=slot,
@@ -273,6 +293,7 @@ class Matcher:
             variants=tuple(variants),
             terms=tuple(sorted(terms)),
             surface=surface,
+            body=tuple(sorted(sys.intern(term) for term in body)),
         )
         part = self._parts.setdefault(doc.partition, _Postings())
         for term in doc.terms:
@@ -517,6 +538,7 @@ class Matcher:
                         + w.fuzzy * c.fuzzy
                         + w.dice * c.dice
                         + w.city * c.city
+                        + w.body * c.body
                     ),
                 ),
             )
@@ -661,6 +683,11 @@ class Matcher:
                     overlap += term_idf.get(term, 0.0)
                 best = max(best, 2.0 * overlap / (word_total + mass))
             candidate.dice = min(1.0, best)
+            if w.body:
+                answer_terms = self._docs[slot].body
+                candidate.body = (
+                    sum(v for t, v in term_idf.items() if _contains(answer_terms, t)) / word_total
+                )
 
         # A city's own entry is more specific than a shared one on the same topic.
         if city is not None:

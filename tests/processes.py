@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -150,13 +151,25 @@ class ServeProcess:
         return self.log_path.read_text(errors="replace")[-3000:]
 
 
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker gets its own Redis database (15, 14, …), so one worker's
+    FLUSHDB never wipes another's keys; without xdist the URL stays as configured."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    index = int(worker[2:])
+    return urlunsplit(parts._replace(path=f"/{(base - index) % 16}"))
+
+
 @contextmanager
 def redis_for_tests() -> Iterator[str]:
     """HOTLINE_TEST_REDIS_URL (set by .ci/run: the machine's Redis, a spare database), else a
     private redis-server on a free port; in CI (CI set) a missing Redis fails, never skips."""
     configured = os.environ.get("HOTLINE_TEST_REDIS_URL")
     if configured:
-        yield configured
+        yield _worker_database(configured)
         return
     binary = shutil.which("redis-server")
     if binary is None:

@@ -376,3 +376,47 @@ def test_a_short_variant_inside_a_long_question_counts_as_contained() -> None:
     assert Matcher(moving_kb()).match(short).score == pytest.approx(
         Matcher(moving_kb(), weights=Weights(long_fuzzy_set=0.5)).match(short).score
     )
+
+
+def sibling_kb(vollmacht_answer: str) -> list[KBEntry]:
+    """Two sibling entries whose variants share the question's words equally."""
+    pickup = KBEntry(
+        id="ausweis-abholen",
+        title="Ausweis abholen am Montag",
+        service="test",
+        questions=["Ausweis abholen Montag"],
+        answer="Montag bis Freitag, 8 bis 12 Uhr.",
+    )
+    other = KBEntry(
+        id="ausweis-abholen-andere",
+        title="Ausweis abholen durch eine Person",
+        service="test",
+        questions=["Ausweis abholen Person"],
+        answer=vollmacht_answer,
+    )
+    return [pickup, other]
+
+
+def test_words_only_the_answer_text_contains_tip_siblings() -> None:
+    # Neither entry's variants say "Vollmacht" or "Ehemann"; the answer of the second does.
+    question = "Ausweis abholen mit Vollmacht durch meinen Ehemann"
+    explained = "Ja, mit einer schriftlichen Vollmacht, etwa für Ihren Ehemann, und Ihrem Ausweis."
+    with_text = Matcher(sibling_kb(explained)).match(question)
+    assert with_text.entry == "ausweis-abholen-andere"
+    without_text = Matcher(sibling_kb("Ja, das geht.")).match(question)
+    assert with_text.score > without_text.score
+    # Off (weight 0): the answer text plays no part, and the other entry ranks first.
+    off = Weights(body=0.0)
+    assert Matcher(sibling_kb(explained), weights=off).match(question).entry == "ausweis-abholen"
+    assert Matcher(sibling_kb(explained), weights=off).match(question).score == pytest.approx(
+        Matcher(sibling_kb("Ja, das geht."), weights=off).match(question).score
+    )
+
+
+def test_an_upserted_answer_text_takes_effect_at_once() -> None:
+    question = "Ausweis abholen mit Vollmacht durch meinen Ehemann"
+    matcher = Matcher(sibling_kb("Ja, das geht."))
+    before = matcher.search(question)
+    matcher.upsert(sibling_kb("Mit einer Vollmacht für den Ehemann.")[1])
+    after = dict(matcher.search(question))
+    assert after["ausweis-abholen-andere"] > dict(before)["ausweis-abholen-andere"]
