@@ -50,6 +50,11 @@ class Thresholds:
     long_relief: float = 12.0
     long_margin: float = 12.0
     long_unknown_share: float = 0.4
+    # A question of a single content word is answered only when that word names the best
+    # entry's title (eleventh round): "Hundesteuer" is the entry "Hundesteuer in München",
+    # while "wie spät ist es" shares nothing with "Formular zwischenspeichern" but the "spät"
+    # of one of its variants ("... und später weiter ausfüllen"). Otherwise: suggestions.
+    single_word_title: bool = True
     # Offer "Meinten Sie …?" choices from here; below it the question goes to a person.
     suggest: float = 50.0
     # Below this nothing is even reported as the best guess.
@@ -357,6 +362,8 @@ class Matcher:
     def _confident(self, ranked: _Ranked, best: float, second: float) -> bool:
         """Whether the best entry is a confident answer (see `Thresholds`)."""
         t = self.thresholds
+        if t.single_word_title and ranked.words == 1 and not self._names_title(ranked):
+            return False
         unknown = self._unknown_share(ranked)
         if (
             best >= t.answer
@@ -370,6 +377,15 @@ class Matcher:
             and best - second >= t.long_margin
             and unknown < t.long_unknown_share
         )
+
+    def _names_title(self, ranked: _Ranked) -> bool:
+        """Whether a question word is a word (or compound part) of the best entry's title."""
+        title = self._docs[ranked.slots[0]].entry.title
+        terms: set[str] = set()
+        for token in self.analyzer.tokens(title, self._surface, self._df_words):
+            terms.add(token.stem)
+            terms.update(token.parts)
+        return any(term in terms for term in ranked.term_weights)
 
     def _unknown_share(self, ranked: _Ranked) -> float:
         """The share of the question's weighted words that no KB entry knows."""
@@ -491,6 +507,10 @@ class Matcher:
                 weights[term] = weight
 
         for token in tokens:
+            # A number the KB does not know ("25 MB", "am 23.", "3 mal") is a detail of the
+            # asker's case, not a topic: it counts neither as covered nor as unknown.
+            if token.stem.isdigit() and token.stem not in known:
+                continue
             if token.stem in known:
                 put(token.stem, 1.0)
                 for part in token.parts:

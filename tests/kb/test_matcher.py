@@ -364,6 +364,47 @@ def test_a_long_question_with_a_clear_lead_is_answered_below_the_short_question_
     assert strict.match(LONG_QUESTION).decision != "answer"
 
 
+def test_a_single_word_question_is_answered_only_when_it_names_the_title() -> None:
+    kb = [
+        entry(
+            "formular-speichern",
+            ["Formular speichern und später weiter ausfüllen", "Antrag zwischenspeichern"],
+            title="Formular zwischenspeichern",
+        ),
+        entry("hundesteuer", ["Wie melde ich meinen Hund zur Hundesteuer an?"], title="Hundesteuer"),
+    ]
+    loose = {"answer": 30.0, "margin": 5.0, "unknown_share": 2.0}
+    guarded = Matcher(kb, thresholds=Thresholds(**loose))
+    unguarded = Matcher(kb, thresholds=Thresholds(**loose, single_word_title=False))
+    # "spät" is one word of one variant, not what the entry is about.
+    assert unguarded.match("wie spät ist es").decision == "answer"
+    result = guarded.match("wie spät ist es")
+    assert (result.entry, result.decision) == ("formular-speichern", "suggest")
+    # The title's own word is still an answer, and two words are not a single word.
+    assert guarded.match("Hundesteuer").decision == "answer"
+    assert guarded.match("Formular später weiter ausfüllen").decision == "answer"
+
+
+def test_a_number_the_kb_does_not_know_is_neither_covered_nor_unknown() -> None:
+    kb = [
+        entry("termin-absagen", ["Wie sage ich meinen Termin im Bürgerbüro ab?", "Termin absagen"]),
+        entry("ausweis-beantragen", ["Wie beantrage ich einen neuen Personalausweis?"]),
+    ]
+    matcher = Matcher(kb)
+    plain = matcher.match("Termin im Bürgerbüro absagen")
+    dated = matcher.match("Termin am 23 um 8 im Bürgerbüro absagen")
+    assert (dated.entry, dated.decision) == (plain.entry, plain.decision) == (
+        "termin-absagen",
+        "answer",
+    )
+    # The numbers are in the question's words only when the KB knows them.
+    ranked = matcher._ranked("Termin am 23 um 8 absagen", city=None, audience="external")
+    assert not {"23", "8"} & set(ranked.term_weights)
+    numbered = Matcher([*kb, entry("notruf", ["Was ist die Nummer 115?"])])
+    ranked = numbered._ranked("Nummer 115 anrufen", city=None, audience="external")
+    assert "115" in ranked.term_weights
+
+
 def test_a_short_variant_inside_a_long_question_counts_as_contained() -> None:
     # Against a variant with far fewer words, fuzzy leans on token_set_ratio (is the variant
     # in the question?) instead of token_sort_ratio, which mostly measures the length gap.
