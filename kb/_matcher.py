@@ -103,6 +103,9 @@ class MatchResult:
     score: float
     alternatives: list[tuple[str, float]] = field(default_factory=list)
     suggest_threshold: float = 0.0
+    # Why the best entry is no confident answer (None when it is, or when there is none):
+    # "low_score", "close_second", "unknown_words" or "single_word" (see `Thresholds`).
+    reason: str | None = None
 
     @property
     def suggestions(self) -> list[str]:
@@ -351,32 +354,41 @@ class Matcher:
         second = scored[1][1] if len(scored) > 1 else 0.0
         alternatives = [(i, s) for i, s in scored[1:4] if s >= t.floor]
         decision: Decision
-        if self._confident(ranked, best, second):
+        reason = self._held_back(ranked, best, second)
+        if reason is None:
             decision = "answer"
         elif best >= t.suggest:
             decision = "suggest"
         else:
             decision = "handover"
-        return MatchResult(decision, best_id, best, alternatives, t.suggest)
+        return MatchResult(decision, best_id, best, alternatives, t.suggest, reason)
 
-    def _confident(self, ranked: _Ranked, best: float, second: float) -> bool:
-        """Whether the best entry is a confident answer (see `Thresholds`)."""
+    def _held_back(self, ranked: _Ranked, best: float, second: float) -> str | None:
+        """None when the best entry is a confident answer, else why not (see `Thresholds`)."""
         t = self.thresholds
         if t.single_word_title and ranked.words == 1 and not self._names_title(ranked):
-            return False
+            return "single_word"
         unknown = self._unknown_share(ranked)
+        lead = best - second
         if (
             best >= t.answer
             and unknown < t.unknown_share
-            and (best - second >= t.margin or self._dominates(ranked))
+            and (lead >= t.margin or self._dominates(ranked))
         ):
-            return True
-        return (
-            ranked.words >= t.long_words
+            return None
+        long = ranked.words >= t.long_words
+        if (
+            long
             and best >= t.answer - t.long_relief
-            and best - second >= t.long_margin
+            and lead >= t.long_margin
             and unknown < t.long_unknown_share
-        )
+        ):
+            return None
+        if best < (t.answer - t.long_relief if long else t.answer):
+            return "low_score"
+        if unknown >= (t.long_unknown_share if long else t.unknown_share):
+            return "unknown_words"
+        return "close_second"
 
     def _names_title(self, ranked: _Ranked) -> bool:
         """Whether a question word is a word (or compound part) of the best entry's title."""

@@ -48,6 +48,18 @@ DECISION_LABELS = {
     "suggest": "Vorschläge („Meinten Sie …?“)",
     "handover": "Übergabe an einen Menschen",
 }
+# Why the bot would not answer directly (kb.MatchResult.reason).
+HOLD_BACK_REASONS = {
+    "low_score": "Die Treffergüte liegt unter der Schwelle für eine direkte Antwort.",
+    "close_second": "Ein anderer Eintrag liegt zu knapp dahinter; der Bot fragt lieber nach.",
+    "unknown_words": (
+        "Ein großer Teil der Frage besteht aus Wörtern, die in keinem Eintrag vorkommen: "
+        "Sie betrifft wohl etwas anderes."
+    ),
+    "single_word": (
+        "Die Frage besteht aus einem einzigen Wort, das nicht im Titel des Eintrags steht."
+    ),
+}
 CONFLICT_NOTE = (
     "Jemand anderes hat diesen Eintrag inzwischen geändert (jetzt Version {version}). Ihre "
     "Eingaben sind unten erhalten. Vergleichen Sie mit der aktuellen Fassung und speichern Sie "
@@ -95,6 +107,7 @@ def _base_ctx(viewer: Viewer) -> dict[str, Any]:
         "audience_labels": AUDIENCE_LABELS,
         "status_labels": STATUS_LABELS,
         "decision_labels": DECISION_LABELS,
+        "hold_back_reasons": HOLD_BACK_REASONS,
         "source_labels": SOURCE_LABELS,
         "city_name": viewer.city_name,
     }

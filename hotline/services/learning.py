@@ -392,6 +392,8 @@ class Trial:
     alternatives: list[Offer]
     suggestions: list[str]
     thresholds: kb.Thresholds
+    # Why there is no direct answer ("low_score", "close_second", …; kb.MatchResult.reason).
+    reason: str | None = None
 
 
 def try_question(
@@ -424,6 +426,7 @@ def try_question(
             alternatives=alternatives,
             suggestions=list(result.suggestions),
             thresholds=matcher.thresholds,
+            reason=result.reason if result.entry else None,
         )
 
     trial: Trial = cache.run(session, run)

@@ -459,6 +459,11 @@ def test_try_it_shows_the_decision_in_words(
     )
     assert "mit einem Vorschlag fragen" in unsure.text and "1 Vorschlägen" not in unsure.text
     assert "bei langen Fragen (ab 10 Inhaltswörtern) ab 52 Punkten" in unsure.text
+    # Without a direct answer the page says why; a direct answer needs no reason.
+    one_word = agent.get("/board/kb/try", params={"q": "wie spät ist es", "city": "muenchen"})
+    assert "Warum keine direkte Antwort" in one_word.text
+    assert "aus einem einzigen Wort, das nicht im Titel des Eintrags steht" in one_word.text
+    assert "Warum keine direkte Antwort" not in page.text
     # Staff of a city ask as their city only; trying is never logged as an ask.
     other = agent.get("/board/kb/try", params={"q": "Hundesteuer", "city": "augsburg"})
     assert other.status_code == 403 and "eigene Stadt" in other.text
@@ -479,5 +484,7 @@ def test_pages_speak_english_when_asked(board: Board, demo_kb_world: World) -> N
         params={"q": "Wie hoch ist die Hundesteuer in Augsburg?", "city": "augsburg"},
     )
     assert "The bot would answer directly" in tried.text
+    held = coordinator.get("/board/kb/try", params={"q": "wie spät ist es", "city": "augsburg"})
+    assert "Why no direct answer" in held.text and "a single word" in held.text
     form = coordinator.get(f"/board/kb/{AUX}/edit")
     assert "Question variants (one per line)" in form.text

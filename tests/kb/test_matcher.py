@@ -110,7 +110,8 @@ def test_result_fields_and_dict() -> None:
 def test_thresholds_decide() -> None:
     question = "Termin verschieben"
     strict = Matcher(small_kb(), thresholds=Thresholds(answer=101, margin=0, suggest=101))
-    assert strict.match(question).decision == "handover"
+    held = strict.match(question)
+    assert (held.decision, held.reason) == ("handover", "low_score")
     lenient = Matcher(small_kb(), thresholds=Thresholds(answer=1, margin=0, suggest=1))
     assert lenient.match(question).decision == "answer"
 
@@ -123,7 +124,7 @@ def test_margin_keeps_a_close_second_from_a_confident_answer() -> None:
     result = Matcher(twins, thresholds=Thresholds(answer=10, margin=5, suggest=10)).match(
         "Parkausweis beantragen"
     )
-    assert result.decision == "suggest"
+    assert (result.decision, result.reason) == ("suggest", "close_second")
 
 
 def test_dominance_answers_a_close_second_that_explains_less_of_the_question() -> None:
@@ -154,7 +155,11 @@ def test_a_question_mostly_about_something_the_kb_does_not_know_is_not_answered(
     question = "Termin beim Zahnarzt absagen"
     assert unguarded.match(question).decision == "answer"
     result = guarded.match(question)
-    assert (result.entry, result.decision) == ("termin-absagen", "suggest")
+    assert (result.entry, result.decision, result.reason) == (
+        "termin-absagen",
+        "suggest",
+        "unknown_words",
+    )
     # A known-word question is still answered; an unknown filler word in a longer one too.
     assert guarded.match("Termin absagen").decision == "answer"
     assert guarded.match("Ich möchte meinen Termin im Bürgerbüro leider absagen").decision == (
@@ -379,8 +384,14 @@ def test_a_single_word_question_is_answered_only_when_it_names_the_title() -> No
     # "spät" is one word of one variant, not what the entry is about.
     assert unguarded.match("wie spät ist es").decision == "answer"
     result = guarded.match("wie spät ist es")
-    assert (result.entry, result.decision) == ("formular-speichern", "suggest")
+    assert (result.entry, result.decision, result.reason) == (
+        "formular-speichern",
+        "suggest",
+        "single_word",
+    )
     # The title's own word is still an answer, and two words are not a single word.
+    answered = guarded.match("Hundesteuer")
+    assert (answered.decision, answered.reason) == ("answer", None)
     assert guarded.match("Hundesteuer").decision == "answer"
     assert guarded.match("Formular später weiter ausfüllen").decision == "answer"
 
