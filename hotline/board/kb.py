@@ -57,7 +57,8 @@ HOLD_BACK_REASONS = {
         "Sie betrifft wohl etwas anderes."
     ),
     "single_word": (
-        "Die Frage besteht aus einem einzigen Wort, das nicht im Titel des Eintrags steht."
+        "Die Frage hat nur ein einziges inhaltliches Wort, und es steht nicht im Titel des "
+        "Eintrags."
     ),
 }
 CONFLICT_NOTE = (

@@ -462,7 +462,7 @@ def test_try_it_shows_the_decision_in_words(
     # Without a direct answer the page says why; a direct answer needs no reason.
     one_word = agent.get("/board/kb/try", params={"q": "wie spät ist es", "city": "muenchen"})
     assert "Warum keine direkte Antwort" in one_word.text
-    assert "aus einem einzigen Wort, das nicht im Titel des Eintrags steht" in one_word.text
+    assert "nur ein einziges inhaltliches Wort, und es steht nicht im Titel" in one_word.text
     assert "Warum keine direkte Antwort" not in page.text
     # Staff of a city ask as their city only; trying is never logged as an ask.
     other = agent.get("/board/kb/try", params={"q": "Hundesteuer", "city": "augsburg"})
@@ -485,6 +485,6 @@ def test_pages_speak_english_when_asked(board: Board, demo_kb_world: World) -> N
     )
     assert "The bot would answer directly" in tried.text
     held = coordinator.get("/board/kb/try", params={"q": "wie spät ist es", "city": "augsburg"})
-    assert "Why no direct answer" in held.text and "a single word" in held.text
+    assert "Why no direct answer" in held.text and "a single content word" in held.text
     form = coordinator.get(f"/board/kb/{AUX}/edit")
     assert "Question variants (one per line)" in form.text

@@ -74,7 +74,7 @@ EN = {
     "Die Treffergüte liegt unter der Schwelle für eine direkte Antwort.": "The match quality is below the bar for a direct answer.",
     "Ein anderer Eintrag liegt zu knapp dahinter; der Bot fragt lieber nach.": "Another entry is too close behind; the bot asks back instead.",
     "Ein großer Teil der Frage besteht aus Wörtern, die in keinem Eintrag vorkommen: Sie betrifft wohl etwas anderes.": "A large part of the question consists of words that occur in no entry: it is probably about something else.",
-    "Die Frage besteht aus einem einzigen Wort, das nicht im Titel des Eintrags steht.": "The question is a single word that is not in the entry's title.",
+    "Die Frage hat nur ein einziges inhaltliches Wort, und es steht nicht im Titel des Eintrags.": "The question has a single content word, and it is not in the entry's title.",
     "keiner": "none",
     "gemeinsam": "shared",
     "Weitere Kandidaten:": "Other candidates:",
