@@ -366,23 +366,22 @@ class Matcher:
     def _held_back(self, ranked: _Ranked, best: float, second: float) -> str | None:
         """None when the best entry is a confident answer, else why not (see `Thresholds`)."""
         t = self.thresholds
-        if t.single_word_title and ranked.words == 1 and not self._names_title(ranked):
-            return "single_word"
         unknown = self._unknown_share(ranked)
         lead = best - second
+        long = ranked.words >= t.long_words
         if (
             best >= t.answer
             and unknown < t.unknown_share
             and (lead >= t.margin or self._dominates(ranked))
-        ):
-            return None
-        long = ranked.words >= t.long_words
-        if (
+        ) or (
             long
             and best >= t.answer - t.long_relief
             and lead >= t.long_margin
             and unknown < t.long_unknown_share
         ):
+            # Checked last: it tokenises the best entry's title.
+            if t.single_word_title and ranked.words == 1 and not self._names_title(ranked):
+                return "single_word"
             return None
         if best < (t.answer - t.long_relief if long else t.answer):
             return "low_score"
