@@ -187,6 +187,15 @@ def _grams(stems: Iterable[str]) -> set[str]:
     return grams
 
 
+def _stems_and_parts(tokens: Iterable[Token]) -> set[str]:
+    """The stems of the tokens and of their compound parts: what an entry "covers"."""
+    terms: set[str] = set()
+    for token in tokens:
+        terms.add(token.stem)
+        terms.update(token.parts)
+    return terms
+
+
 def _contains(sorted_terms: tuple[str, ...], term: str) -> bool:
     i = bisect.bisect_left(sorted_terms, term)
     return i < len(sorted_terms) and sorted_terms[i] == term
@@ -285,15 +294,10 @@ class Matcher:
         for text in texts:
             tokens = self.analyzer.tokens(text)
             variants.append(" ".join(t.stem for t in tokens))
-            for token in tokens:
-                terms.add(token.stem)
-                terms.update(token.parts)
+            terms |= _stems_and_parts(tokens)
         # Whole words of the KB help split compounds in questions ("Kontoübersicht").
         surface = tuple({w for text in texts for w in self.analyzer.content_words(text)})
-        body: set[str] = set()
-        for token in self.analyzer.tokens(entry.answer):
-            body.add(token.stem)
-            body.update(token.parts)
+        body = _stems_and_parts(self.analyzer.tokens(entry.answer))
         doc = _Doc(
             entry=entry,
             slot=slot,
@@ -392,10 +396,7 @@ class Matcher:
     def _names_title(self, ranked: _Ranked) -> bool:
         """Whether a question word is a word (or compound part) of the best entry's title."""
         title = self._docs[ranked.slots[0]].entry.title
-        terms: set[str] = set()
-        for token in self.analyzer.tokens(title, self._surface, self._df_words):
-            terms.add(token.stem)
-            terms.update(token.parts)
+        terms = _stems_and_parts(self.analyzer.tokens(title, self._surface, self._df_words))
         return any(term in terms for term in ranked.term_weights)
 
     def _unknown_share(self, ranked: _Ranked) -> float:
