@@ -21,7 +21,10 @@ def assert_not_worse(report: EvalReport, recorded: dict[str, float]) -> None:
     assert report.wrong_answer <= recorded["wrong_answer"] + TOLERANCE, report.format()
 
 
-@pytest.mark.parametrize("name", ["kb_dev", "kb_dev_long", "kb_eval", "kb_eval2", "kb_eval3", "kb_eval4", "kb_eval5"])
+@pytest.mark.parametrize(
+    "name",
+    ["kb_dev", "kb_dev_long", "kb_eval", "kb_eval2", "kb_eval3", "kb_eval4", "kb_eval5", "kb_eval6"],
+)
 def test_demo_kb_figures_hold(name: str) -> None:
     questions = DATA / f"{name}.jsonl"
     kb_dir = ROOT / "kb" / "demo"

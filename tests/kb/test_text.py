@@ -177,6 +177,23 @@ def test_dialect_spellings_become_the_standard_word_the_kb_knows(analyzer: Analy
     assert analyzer.stem("vergessen") not in stems(analyzer, "pin vagessn")
 
 
+def test_regular_sound_shifts_of_the_dialects(analyzer: Analyzer) -> None:
+    # Twelfth round: final -a, soft consonants, oi = al, -ich = -ig, -le, aa- = an-.
+    words = ("wieder", "falsch", "termin", "fertig", "ausweis", "anmelden", "zurueck", "machen")
+    known = {analyzer.stem(w) for w in words}
+    question = "wieda foisch, Dermin fertich, mei Ausweisle aamelden, zruck, wos soll i macha"
+    got = [t.stem for t in analyzer.tokens(question, (), known)]
+    assert got == [analyzer.stem(w) for w in words]
+
+
+def test_dialect_function_words_are_stop_words(analyzer: Analyzer) -> None:
+    # "mir ham etz an Hund, wo mou ma den anmeldn": only the topic words are left.
+    known = {analyzer.stem(w) for w in ("hund", "anmelden")}
+    question = "Mir ham etz aa an Hund, wo mou ma den in Minga oda Nämberch anmeldn?"
+    got = [t.stem for t in analyzer.tokens(question, (), known)]
+    assert got == [analyzer.stem("hund"), analyzer.stem("anmelden")]
+
+
 def test_dialect_rules_leave_words_the_kb_knows_alone(analyzer: Analyzer) -> None:
     # "hoin" would become "holen"; a KB that has the word "hoin" keeps it.
     known = {analyzer.stem("holen"), "hoin"}
