@@ -120,6 +120,10 @@ def _data_text(name: str) -> str:
     return resources.files("kb").joinpath("data", name).read_text(encoding="utf-8")
 
 
+# A folded umlaut (ae, oe, ue); without its e it is the word as typed without the dots.
+_UMLAUT_E = re.compile(r"([aou])e")
+
+
 def _word_list(text: str) -> frozenset[str]:
     words = (line.split("#", 1)[0].strip() for line in text.splitlines())
     return frozenset(fold(w) for w in words if w)
@@ -156,7 +160,11 @@ class Analyzer:
         # Extra stop words are names (e.g. the cooperation's cities, "Frankfurt am Main"):
         # every word of them is one.
         extra = {word for name in extra_stopwords for word in _WORD_RE.findall(fold(name))}
-        self.stopwords = base | extra
+        # Also as typed without the umlaut's e ("Nurnberg", "fur", "konnen", "uber"): typo
+        # correction only maps to KB words, so a stop word written that way stayed an unknown
+        # word and counted against the question (twelfth round).
+        words = base | extra
+        self.stopwords = words | {_UMLAUT_E.sub(r"\1", w) for w in words}
         self.compound_parts = (
             frozenset(fold(w) for w in compound_parts)
             if compound_parts is not None

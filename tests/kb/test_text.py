@@ -194,6 +194,15 @@ def test_dialect_function_words_are_stop_words(analyzer: Analyzer) -> None:
     assert got == [analyzer.stem("hund"), analyzer.stem("anmelden")]
 
 
+def test_stop_words_typed_without_umlaut_dots_are_stop_words(analyzer: Analyzer) -> None:
+    # "Nurnberg", "fur", "konnen" are the stop words Nürnberg, für, können without the dots.
+    got = stems(analyzer, "Konnen Sie mir fur mein Konto in Nurnberg oder Munchen helfen")
+    assert got == [analyzer.stem("konto"), analyzer.stem("helfen")]
+    # Extra stop words (the database's city names) likewise.
+    extra = Analyzer(extra_stopwords=["Fürth"])
+    assert stems(extra, "Konto in Furth") == [extra.stem("konto")]
+
+
 def test_dialect_rules_leave_words_the_kb_knows_alone(analyzer: Analyzer) -> None:
     # "hoin" would become "holen"; a KB that has the word "hoin" keeps it.
     known = {analyzer.stem("holen"), "hoin"}
