@@ -210,11 +210,21 @@ def bench_size(size: int, questions: int, runs: int, scan_questions: int) -> Non
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(argv) if argv is not None else []
+    if {"-h", "--help"} & set(args):
+        print(
+            "python -m benchmarks matcher [SIZES]: SIZES as 1000,10000 (default: KB_BENCH_SIZES"
+            " or 1000,10000,100000); KB_BENCH_QUESTIONS, KB_BENCH_RUNS, KB_BENCH_SCAN_QUESTIONS"
+        )
+        return
     sizes_text = ",".join(args) or os.environ.get("KB_BENCH_SIZES", "1000,10000,100000")
-    sizes = [int(s) for s in sizes_text.split(",") if s.strip()]
-    questions = int(os.environ.get("KB_BENCH_QUESTIONS", "300"))
-    runs = int(os.environ.get("KB_BENCH_RUNS", "3"))
-    scan = int(os.environ.get("KB_BENCH_SCAN_QUESTIONS", "50"))
+    try:
+        sizes = [int(s) for s in sizes_text.split(",") if s.strip()]
+        questions = int(os.environ.get("KB_BENCH_QUESTIONS", "300"))
+        runs = int(os.environ.get("KB_BENCH_RUNS", "3"))
+        scan = int(os.environ.get("KB_BENCH_SCAN_QUESTIONS", "50"))
+    except ValueError as exc:
+        print(f"matcher benchmark: sizes and KB_BENCH_* must be whole numbers ({exc})", file=sys.stderr)
+        raise SystemExit(1) from None
     print(f"KB matcher benchmark: {questions} questions x {runs} runs, one process (one core)")
     for size in sizes:
         bench_size(size, questions, runs, scan)

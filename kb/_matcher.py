@@ -17,7 +17,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from kb._entry import AUDIENCES, KBEntry
-from kb._text import Analyzer, Token
+from kb._text import Analyzer, Token, split_asides
 
 Decision = Literal["answer", "suggest", "handover"]
 _Partition = tuple[str | None, str]
@@ -83,8 +83,15 @@ class Weights:
     # "Vollmacht", "Kartenleser") more often than any listed variant foresees. The five
     # weights above sum to 1 (the city bonus comes on top).
     body: float = 0.06
+    # On top of `body` for a long question (`Thresholds.long_words` content words or more;
+    # thirteenth round): its story is told in the answer's words more than in any variant's.
+    long_body: float = 0.08
     # Query words the KB does not know count this much (of a rare word) against coverage.
     unknown: float = 0.5
+    # Words of a clause that names what is not the problem ("den Benutzernamen weiß ich
+    # noch", `kb._text.split_asides`; thirteenth round) count this much; they are left out of
+    # the character and fuzzy scores. 1.0 or more: off (such clauses count like any other).
+    aside: float = 0.2
     # The parts of a compound the KB also knows whole ("Ausweis" in "Personalausweis").
     part: float = 0.5
     # A word only found after typo correction.
@@ -557,6 +564,11 @@ class Matcher:
         found = self._candidates(
             question, city=city, audience=audience, terms_out=term_weights, words_out=counts
         )
+        # A long message tells its case in words the answer explains more than any variant
+        # names ("Knie-OP", "mein Sohn könnte vorbeigehen"): the answer text counts more.
+        body = w.body
+        if counts and counts[0] >= self.thresholds.long_words:
+            body += w.long_body
         scored = [
             (
                 slot,
@@ -570,7 +582,7 @@ class Matcher:
                         + w.fuzzy * c.fuzzy
                         + w.dice * c.dice
                         + w.city * c.city
-                        + w.body * c.body
+                        + body * c.body
                     ),
                 ),
             )
@@ -601,14 +613,23 @@ class Matcher:
         partitions = self._partitions(city, audience)
         if not partitions or not self._docs:
             return []
-        tokens = self.analyzer.tokens(question, self._surface, self._df_words)
+        w = self.weights
+        main, aside = split_asides(question) if w.aside < 1.0 else (question, "")
+        tokens = self.analyzer.tokens(main, self._surface, self._df_words)
+        aside_tokens = self.analyzer.tokens(aside, self._surface, self._df_words) if aside else []
+        if not tokens:
+            # Nothing but asides ("das Passwort weiß ich noch"): they are all there is.
+            tokens, aside_tokens = aside_tokens, []
         if not tokens:
             return []
         if words_out is not None:
-            words_out.append(len(tokens))
+            words_out.append(len(tokens) + len(aside_tokens))
         n = len(self._docs)
-        w = self.weights
         term_weights = self._query_terms(tokens)
+        if aside_tokens and w.aside > 0.0:
+            for term, value in self._query_terms(aside_tokens).items():
+                if term not in term_weights:
+                    term_weights[term] = value * w.aside
         # Words in a large share of the KB ("online", "beantragen" in a big KB) say little about
         # which entry is meant and their posting lists are long: they are left out.
         frequent = max(50, int(n * self.common_word_share))

@@ -116,6 +116,59 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+# "Den Benutzernamen weiß ich noch": a clause that says the asker still knows or has
+# something names what is *not* the problem (thirteenth round). Knowing verbs with "noch"
+# anywhere in the clause; "haben" only in the fronted order "X habe ich noch" ("Ich habe noch
+# einen alten Pass" is what the question is about). Not when the clause negates ("noch nicht",
+# "nicht mehr", "vergessen"), says "immer noch" (a lasting problem) or asks.
+_ASIDE_SPLIT_RE = re.compile(r"([.,;:!?\n]+|\s[-–—]\s|\b(?:aber|sondern|doch|jedoch)\b)")
+_ASIDE_KNOW = frozenset(
+    # Not "wass" (Franconian waß): it is also "was" mistyped.
+    {"weiss", "weis", "woass", "woas", "waas", "kenne", "kenn", "kennt"}
+)
+_ASIDE_STILL = frozenset({"noch", "no"})
+_ASIDE_STILL_RE = re.compile(r"\bno(?:ch)?\b", re.IGNORECASE)
+_ASIDE_HAVE_RE = re.compile(r"^\W*\w+.*\b(?:habe|hab|hob|hobb|hab's|habs)\s+(?:ich|i)\b")
+_ASIDE_NEGATIONS = frozenset(
+    {
+        "nicht", "net", "ned", "nimmer", "nimma", "nie", "nix", "nichts", "vergessen",
+        "vergesse", "vagessn", "vagessen", "verloren", "verlegt", "immer", "mehr",
+    }
+)
+
+
+def split_asides(text: str) -> tuple[str, str]:
+    """`text` without the clauses that name what is not the problem, and those clauses.
+
+    "Mein Passwort weiß ich noch, aber nicht mehr meinen Benutzernamen" ->
+    ("…, aber nicht mehr meinen Benutzernamen", "Mein Passwort weiß ich noch").
+    """
+    if _ASIDE_STILL_RE.search(text) is None:
+        return text, ""
+    pieces = _ASIDE_SPLIT_RE.split(text)
+    main: list[str] = []
+    aside: list[str] = []
+    for i in range(0, len(pieces), 2):
+        clause = pieces[i]
+        separator = pieces[i + 1] if i + 1 < len(pieces) else ""
+        folded = fold(clause)
+        words = set(_WORD_RE.findall(folded))
+        if (
+            words & _ASIDE_STILL
+            and (words & _ASIDE_KNOW or _ASIDE_HAVE_RE.match(folded))
+            and not words & _ASIDE_NEGATIONS
+            and not any(w.startswith("kein") for w in words)
+            and "?" not in separator
+        ):
+            aside.append(clause)
+            main.append(separator if separator.strip() else " ")
+        else:
+            main.append(clause + separator)
+    if not aside:
+        return text, ""
+    return "".join(main), ". ".join(aside)
+
+
 def _data_text(name: str) -> str:
     return resources.files("kb").joinpath("data", name).read_text(encoding="utf-8")
 

@@ -471,3 +471,62 @@ def test_an_upserted_answer_text_takes_effect_at_once() -> None:
     matcher.upsert(sibling_kb("Mit einer Vollmacht für den Ehemann.")[1])
     after = dict(matcher.search(question))
     assert after["ausweis-abholen-andere"] > dict(before)["ausweis-abholen-andere"]
+
+
+CREDENTIALS = {
+    "passwort-vergessen": (
+        "Passwort vergessen",
+        ["Ich habe mein Passwort vergessen.", "Passwort vergessen, wie setze ich es zurück?"],
+    ),
+    "benutzername-vergessen": (
+        "Benutzername vergessen",
+        ["Ich habe meinen Benutzernamen vergessen.", "Benutzername vergessen"],
+    ),
+    "konto-loeschen": ("Konto löschen", ["Wie lösche ich mein Konto?"]),
+}
+
+
+def credentials_kb() -> list[KBEntry]:
+    return [entry(i, questions, title=title) for i, (title, questions) in CREDENTIALS.items()]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Mein Passwort weiß ich noch, aber nicht mehr meinen Benutzernamen.", "benutzername-vergessen"),
+        ("ich weiss mein passwort noch aber nicht mehr meinen benutzernamen", "benutzername-vergessen"),
+        ("Den Benutzernamen habe ich noch, das Passwort fällt mir nicht mehr ein.", "passwort-vergessen"),
+        ("Das Passwort fällt mir nicht ein. Den Benutzernamen kenne ich noch.", "passwort-vergessen"),
+    ],
+)
+def test_what_the_asker_still_knows_is_not_the_problem(question: str, expected: str) -> None:
+    ranked = Matcher(credentials_kb()).search(question)
+    assert ranked[0][0] == expected
+    # Off (the clause counts like any other): the named but known item pulls the other way or
+    # at least comes much closer.
+    off = Matcher(credentials_kb(), weights=Weights(aside=1.0)).search(question)
+    lead = ranked[0][1] - ranked[1][1]
+    assert off[0][0] != expected or off[0][1] - off[1][1] < lead - 5
+
+
+def test_a_question_made_only_of_what_the_asker_knows_still_matches() -> None:
+    # Nothing but an aside: it is all the question says, so it is matched as usual.
+    assert best(Matcher(credentials_kb()), "Benutzername weiß ich noch") == "benutzername-vergessen"
+
+
+def test_a_long_question_weighs_the_answer_text_more() -> None:
+    story = (
+        "Ich habe gestern beim Umzug mit den Kindern gemerkt, dass mein Ausweis abgelaufen ist, "
+        "und mein Ehemann hat morgen frei. Kann er ihn mit einer Vollmacht abholen?"
+    )
+    explained = "Ja, mit einer schriftlichen Vollmacht, etwa für Ihren Ehemann, und Ihrem Ausweis."
+    kb = sibling_kb(explained)
+    with_long = Matcher(kb).match(story)
+    without_long = Matcher(kb, weights=Weights(long_body=0.0)).match(story)
+    assert with_long.entry == "ausweis-abholen-andere"
+    assert with_long.score > without_long.score + 1.0
+    # A short question on the same words gets no more than the usual answer-text weight.
+    short = "Ausweis abholen mit Vollmacht durch meinen Ehemann"
+    assert Matcher(kb).match(short).score == pytest.approx(
+        Matcher(kb, weights=Weights(long_body=0.0)).match(short).score
+    )

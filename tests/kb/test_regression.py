@@ -23,7 +23,17 @@ def assert_not_worse(report: EvalReport, recorded: dict[str, float]) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["kb_dev", "kb_dev_long", "kb_eval", "kb_eval2", "kb_eval3", "kb_eval4", "kb_eval5", "kb_eval6"],
+    [
+        "kb_dev",
+        "kb_dev_long",
+        "kb_eval",
+        "kb_eval2",
+        "kb_eval3",
+        "kb_eval4",
+        "kb_eval5",
+        "kb_eval6",
+        "kb_eval7",
+    ],
 )
 def test_demo_kb_figures_hold(name: str) -> None:
     questions = DATA / f"{name}.jsonl"

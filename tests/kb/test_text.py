@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kb import Analyzer, fold, load_dialect_rules, load_synonyms
+from kb._text import split_asides
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +221,32 @@ def test_a_bad_dialect_rule_is_refused_with_its_line() -> None:
         load_dialect_rules("ua  u\n([a-z  x\n")
     with pytest.raises(ValueError, match="line 1"):
         load_dialect_rules("nur-ein-feld\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "aside"),
+    [
+        ("Mein Passwort weiß ich noch, aber nicht mehr den Namen.", "Mein Passwort weiß ich noch"),
+        ("ich weiss mein passwort noch aber nicht mehr den namen", "ich weiss mein passwort noch "),
+        ("Den Benutzernamen habe ich noch. Das Passwort ist weg.", "Den Benutzernamen habe ich noch"),
+        ("Die PIN kenn i no, aber de PUK ned", "Die PIN kenn i no"),
+    ],
+)
+def test_a_clause_naming_what_the_asker_still_knows_is_split_off(text: str, aside: str) -> None:
+    main, got = split_asides(text)
+    assert got == aside
+    assert aside.strip() not in main and main.strip()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ich habe noch einen alten Reisepass, kann ich den verlängern?",  # not fronted: the topic
+        "Den Benutzernamen weiß ich noch nicht.",  # negated
+        "Die alte Adresse kenne ich immer noch auswendig",  # "immer noch": a lasting state
+        "Das Passwort weiß ich noch?",  # asked
+        "Ich habe noch keinen Termin.",
+    ],
+)
+def test_other_clauses_with_noch_stay(text: str) -> None:
+    assert split_asides(text) == (text, "")
