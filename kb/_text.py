@@ -121,7 +121,10 @@ def fold(text: str) -> str:
 # anywhere in the clause; "haben" only in the fronted order "X habe ich noch" ("Ich habe noch
 # einen alten Pass" is what the question is about). Not when the clause negates ("noch nicht",
 # "nicht mehr", "vergessen"), says "immer noch" (a lasting problem) or asks.
-_ASIDE_SPLIT_RE = re.compile(r"([.,;:!?\n]+|\s[-–—]\s|\b(?:aber|sondern|doch|jedoch)\b)")
+# "aber"/"doch" right before "noch" is a particle inside the clause ("den Namen weiß ich aber noch").
+_ASIDE_SPLIT_RE = re.compile(
+    r"([.,;:!?\n]+|\s[-–—]\s|\b(?:aber|sondern|doch|jedoch)\b(?!\s+no(?:ch)?\b))", re.IGNORECASE
+)
 _ASIDE_KNOW = frozenset(
     # Not "wass" (Franconian waß): it is also "was" mistyped.
     {"weiss", "weis", "woass", "woas", "waas", "kenne", "kenn", "kennt"}

@@ -497,6 +497,7 @@ def credentials_kb() -> list[KBEntry]:
         ("ich weiss mein passwort noch aber nicht mehr meinen benutzernamen", "benutzername-vergessen"),
         ("Den Benutzernamen habe ich noch, das Passwort fällt mir nicht mehr ein.", "passwort-vergessen"),
         ("Das Passwort fällt mir nicht ein. Den Benutzernamen kenne ich noch.", "passwort-vergessen"),
+        ("Passwort fällt mir nicht mehr ein, den Benutzernamen weiß ich aber noch", "passwort-vergessen"),
     ],
 )
 def test_what_the_asker_still_knows_is_not_the_problem(question: str, expected: str) -> None:

@@ -230,6 +230,7 @@ def test_a_bad_dialect_rule_is_refused_with_its_line() -> None:
         ("ich weiss mein passwort noch aber nicht mehr den namen", "ich weiss mein passwort noch "),
         ("Den Benutzernamen habe ich noch. Das Passwort ist weg.", "Den Benutzernamen habe ich noch"),
         ("Die PIN kenn i no, aber de PUK ned", "Die PIN kenn i no"),
+        ("Das Passwort fehlt, den Namen weiß ich aber noch.", " den Namen weiß ich aber noch"),
     ],
 )
 def test_a_clause_naming_what_the_asker_still_knows_is_split_off(text: str, aside: str) -> None:
