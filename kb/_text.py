@@ -129,7 +129,6 @@ _ASIDE_KNOW = frozenset(
     # Not "wass" (Franconian waß): it is also "was" mistyped.
     {"weiss", "weis", "woass", "woas", "waas", "kenne", "kenn", "kennt"}
 )
-_ASIDE_STILL = frozenset({"noch", "no"})
 _ASIDE_STILL_RE = re.compile(r"\bno(?:ch)?\b", re.IGNORECASE)
 _ASIDE_HAVE_RE = re.compile(r"^\W*\w+.*\b(?:habe|hab|hob|hobb|hab's|habs)\s+(?:ich|i)\b")
 _ASIDE_NEGATIONS = frozenset(
@@ -157,7 +156,7 @@ def split_asides(text: str) -> tuple[str, str]:
         folded = fold(clause)
         words = set(_WORD_RE.findall(folded))
         if (
-            words & _ASIDE_STILL
+            _ASIDE_STILL_RE.search(clause)
             and (words & _ASIDE_KNOW or _ASIDE_HAVE_RE.match(folded))
             and not words & _ASIDE_NEGATIONS
             and not any(w.startswith("kein") for w in words)
