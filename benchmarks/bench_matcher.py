@@ -212,8 +212,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(argv) if argv is not None else []
     if {"-h", "--help"} & set(args):
         print(
-            "python -m benchmarks matcher [SIZES]: SIZES as 1000,10000 (default: KB_BENCH_SIZES"
-            " or 1000,10000,100000); KB_BENCH_QUESTIONS, KB_BENCH_RUNS, KB_BENCH_SCAN_QUESTIONS"
+            "python -m benchmarks.bench_matcher [SIZES], or KB_BENCH_SIZES=SIZES python -m"
+            " benchmarks matcher: SIZES as 1000,10000 (default 1000,10000,100000);"
+            " KB_BENCH_QUESTIONS, KB_BENCH_RUNS, KB_BENCH_SCAN_QUESTIONS"
         )
         return
     sizes_text = ",".join(args) or os.environ.get("KB_BENCH_SIZES", "1000,10000,100000")

@@ -31,7 +31,7 @@ class Thresholds:
     # either by `margin` points, or because it *dominates* every entry within `margin`
     # points: it covers question words worth at least `dominance` (share of the question's
     # weighted words) that the other lacks, and the other covers no question word it lacks.
-    answer: float = 64.0
+    answer: float = 66.0
     margin: float = 10.0
     # Above 1.0 the dominance path is off (answer needs the plain margin).
     dominance: float = 0.2
@@ -47,7 +47,7 @@ class Thresholds:
     # best entry leads by at least `long_margin`, and the unknown-word guard allows up to
     # `long_unknown_share` (the story's own words: places, employers, "Oktoberfest").
     long_words: int = 10
-    long_relief: float = 12.0
+    long_relief: float = 16.0
     long_margin: float = 12.0
     long_unknown_share: float = 0.4
     # A question of a single content word is answered only when that word names the best
@@ -99,6 +99,11 @@ class Weights:
     # An unknown word that starts or ends KB words ("Version" / "Versionierung"), split
     # evenly over them.
     prefix: float = 0.5
+    # fuzzy = (1 − v) · closest variant + v · second-closest variant of the entry, v =
+    # `support` (fourteenth round): an entry whose variants say the question more than once
+    # is a safer answer than one with a single variant that happens to share the question's
+    # words. 0.0: the closest variant alone (before the fourteenth round).
+    support: float = 0.35
 
 
 @dataclass
@@ -703,14 +708,25 @@ class Matcher:
         # token_set alone gives 100 whenever one side's words are a subset of the other's;
         # against a much shorter variant that is what is asked (see `Weights.long_ratio`).
         short_variant = len(tokens) / w.long_ratio
+        tops: dict[int, list[float]] = {}
         for _, sort_score, i in process.extract(
             query_text, choices, scorer=fuzz.token_sort_ratio, limit=None
         ):
             mix = w.long_fuzzy_set if choices[i].count(" ") + 1 < short_variant else w.fuzzy_set
             value = ((1.0 - mix) * sort_score + mix * set_scores.get(i, 0.0)) / 100.0
-            candidate = found[owners[i]]
-            if value > candidate.fuzzy:
-                candidate.fuzzy = value
+            slot = owners[i]
+            top = tops.get(slot)
+            if top is None:
+                tops[slot] = [value, 0.0]
+            elif value > top[0]:
+                top[1] = top[0]
+                top[0] = value
+            elif value > top[1]:
+                top[1] = value
+        # Every entry has at least two variants (its title and one question).
+        support = w.support
+        for slot, (first, second) in tops.items():
+            found[slot].fuzzy = (1.0 - support) * first + support * second
 
         # The closest few also get the weighted word overlap with their best variant, which
         # (unlike coverage of the question) drops when the question names only part of it.

@@ -531,3 +531,29 @@ def test_a_long_question_weighs_the_answer_text_more() -> None:
     assert Matcher(kb).match(short).score == pytest.approx(
         Matcher(kb, weights=Weights(long_body=0.0)).match(short).score
     )
+
+
+def test_an_entry_matched_by_one_variant_only_counts_less() -> None:
+    # The first entry has one variant that shares the question's words by chance; every
+    # variant of the second says roughly what the question says.
+    kb = [
+        entry(
+            "ausweis-abholen",
+            [
+                "Wann kann ich den Ausweis abholen?",
+                "Abholung im Bürgerbüro",
+                "Darf ich im Urlaub mit dem Ausweis zahlen?",
+            ],
+            title="Ausweis abholen",
+        ),
+        entry(
+            "ausweis-ausland",
+            ["Ausweis im Urlaub nutzen", "Reisen mit dem Ausweis im Urlaub", "Gilt der Ausweis im Urlaub?"],
+            title="Ausweis im Ausland",
+        ),
+    ]
+    question = "Kann ich mit dem Ausweis im Urlaub bezahlen?"
+    with_support = dict(Matcher(kb).search(question))
+    closest_only = dict(Matcher(kb, weights=Weights(support=0.0)).search(question))
+    assert with_support["ausweis-abholen"] < closest_only["ausweis-abholen"] - 3.0
+    assert with_support["ausweis-ausland"] == pytest.approx(closest_only["ausweis-ausland"], abs=1.0)

@@ -33,6 +33,7 @@ def assert_not_worse(report: EvalReport, recorded: dict[str, float]) -> None:
         "kb_eval5",
         "kb_eval6",
         "kb_eval7",
+        "kb_eval8",
     ],
 )
 def test_demo_kb_figures_hold(name: str) -> None:
