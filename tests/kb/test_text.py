@@ -70,6 +70,7 @@ def test_compound_split_uses_a_known_vocabulary(analyzer: Analyzer) -> None:
         ("ummelden", "Ummeldung"),
         ("E-Mail-Adresse", "E-Mail"),
         ("umbuchen", "verschieben"),
+        ("auf später legen", "verschieben"),
         ("stornieren", "absagen"),
         ("Nutzername", "Benutzername"),
         ("geklaut", "gestohlen"),
