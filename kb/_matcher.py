@@ -717,16 +717,16 @@ class Matcher:
             slot = owners[i]
             top = tops.get(slot)
             if top is None:
-                tops[slot] = [value, 0.0]
+                tops[slot] = [value, -1.0]
             elif value > top[0]:
                 top[1] = top[0]
                 top[0] = value
             elif value > top[1]:
                 top[1] = value
-        # Every entry has at least two variants (its title and one question).
+        # An entry built without questions has its title alone: no second variant to count.
         support = w.support
         for slot, (first, second) in tops.items():
-            found[slot].fuzzy = (1.0 - support) * first + support * second
+            found[slot].fuzzy = first if second < 0.0 else (1.0 - support) * first + support * second
 
         # The closest few also get the weighted word overlap with their best variant, which
         # (unlike coverage of the question) drops when the question names only part of it.

@@ -557,3 +557,14 @@ def test_an_entry_matched_by_one_variant_only_counts_less() -> None:
     closest_only = dict(Matcher(kb, weights=Weights(support=0.0)).search(question))
     assert with_support["ausweis-abholen"] < closest_only["ausweis-abholen"] - 3.0
     assert with_support["ausweis-ausland"] == pytest.approx(closest_only["ausweis-ausland"], abs=1.0)
+
+
+def test_an_entry_with_its_title_alone_keeps_its_closest_variant() -> None:
+    # Built in code without questions: the title is its only variant, so there is no second
+    # variant to blend in.
+    kb = [entry("hundesteuer", ["Hundesteuer anmelden"])]
+    kb[0].questions.clear()
+    question = "Hundesteuer anmelden"
+    assert Matcher(kb).search(question)[0][1] == pytest.approx(
+        Matcher(kb, weights=Weights(support=0.0)).search(question)[0][1]
+    )
