@@ -25,7 +25,7 @@ _Partition = tuple[str | None, str]
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Where the decisions fall; the defaults come from the kb_dev figures (docs/matching.md)."""
+    """Where the decisions fall; the defaults come from the labelled sets (docs/matching.md)."""
 
     # Confident answer: score high enough and the best entry clearly ahead of the rest —
     # either by `margin` points, or because it *dominates* every entry within `margin`
