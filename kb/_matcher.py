@@ -16,6 +16,8 @@ from typing import Any, Literal
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
+from kb._confidence import ConfidenceModel, shipped_model
+from kb._confidence import features as confidence_features
 from kb._entry import AUDIENCES, KBEntry
 from kb._text import Analyzer, Token, split_asides
 
@@ -116,8 +118,11 @@ class MatchResult:
     alternatives: list[tuple[str, float]] = field(default_factory=list)
     suggest_threshold: float = 0.0
     # Why the best entry is no confident answer (None when it is, or when there is none):
-    # "low_score", "close_second", "unknown_words" or "single_word" (see `Thresholds`).
+    # "low_score", "close_second", "unknown_words" or "single_word" (see `Thresholds`), or
+    # "low_confidence" when only the confidence model holds it back.
     reason: str | None = None
+    # The confidence model's probability that `entry` is right (None without a model).
+    confidence: float | None = None
 
     @property
     def suggestions(self) -> list[str]:
@@ -163,6 +168,8 @@ class _Ranked:
     term_weights: dict[str, float]
     # How many content words the question has (after stop words, before weighting).
     words: int = 0
+    # For each entry in `scored`: its feature scores.
+    candidates: list[Candidate] = field(default_factory=list)
 
 
 @dataclass
@@ -239,12 +246,15 @@ class Matcher:
         thresholds: Thresholds | None = None,
         weights: Weights | None = None,
         extra_stopwords: Iterable[str] = (),
+        confidence: ConfidenceModel | Literal["shipped"] | None = "shipped",
     ) -> None:
         # `extra_stopwords`: e.g. the names of the cities in the database, which the city
         # argument already carries (kb/data/stopwords.txt names the founding cities only).
         self.analyzer = Analyzer(synonyms, extra_stopwords=extra_stopwords)
         self.thresholds = thresholds or Thresholds()
         self.weights = weights or Weights()
+        # The learned answer decision (`kb._confidence`); None: the hand rule of `thresholds`.
+        self.confidence = shipped_model() if confidence == "shipped" else confidence
         self._entries: dict[str, KBEntry] = {}
         self._docs: dict[int, _Doc] = {}
         self._slot_of: dict[str, int] = {}
@@ -371,13 +381,21 @@ class Matcher:
         alternatives = [(i, s) for i, s in scored[1:4] if s >= t.floor]
         decision: Decision
         reason = self._held_back(ranked, best, second)
+        probability = None
+        if self.confidence is not None:
+            # The model decides; the rule's reason still says why an answer is held back.
+            probability = self.confidence.probability(confidence_features(self, ranked))
+            if probability >= self.confidence.threshold:
+                reason = "single_word" if self._single_word(ranked) else None
+            elif reason is None:
+                reason = "low_confidence"
         if reason is None:
             decision = "answer"
         elif best >= t.suggest:
             decision = "suggest"
         else:
             decision = "handover"
-        return MatchResult(decision, best_id, best, alternatives, t.suggest, reason)
+        return MatchResult(decision, best_id, best, alternatives, t.suggest, reason, probability)
 
     def _held_back(self, ranked: _Ranked, best: float, second: float) -> str | None:
         """None when the best entry is a confident answer, else why not (see `Thresholds`)."""
@@ -396,14 +414,17 @@ class Matcher:
             and unknown < t.long_unknown_share
         ):
             # Checked last: it tokenises the best entry's title.
-            if t.single_word_title and ranked.words == 1 and not self._names_title(ranked):
-                return "single_word"
-            return None
+            return "single_word" if self._single_word(ranked) else None
         if best < (t.answer - t.long_relief if long else t.answer):
             return "low_score"
         if unknown >= (t.long_unknown_share if long else t.unknown_share):
             return "unknown_words"
         return "close_second"
+
+    def _single_word(self, ranked: _Ranked) -> bool:
+        """A one-word question whose word is not in the best entry's title: no answer."""
+        t = self.thresholds
+        return t.single_word_title and ranked.words == 1 and not self._names_title(ranked)
 
     def _names_title(self, ranked: _Ranked) -> bool:
         """Whether a question word is a word (or compound part) of the best entry's title."""
@@ -590,15 +611,17 @@ class Matcher:
                         + body * c.body
                     ),
                 ),
+                c,
             )
             for slot, c in found
         ]
         scored.sort(key=lambda item: (-item[2], item[1]))
         return _Ranked(
-            scored=[(entry_id, score) for _, entry_id, score in scored],
-            slots=[slot for slot, _, _ in scored],
+            scored=[(entry_id, score) for _, entry_id, score, _ in scored],
+            slots=[slot for slot, _, _, _ in scored],
             term_weights=term_weights,
             words=counts[0] if counts else 0,
+            candidates=[c for _, _, _, c in scored],
         )
 
     def _candidates(

@@ -45,6 +45,20 @@ KBOption = Annotated[
 ]
 
 
+RuleOption = Annotated[
+    bool,
+    typer.Option(
+        "--rule",
+        help="Decide with the hand rule (score bar and lead, `kb.Thresholds`) instead of the "
+        "learned confidence model.",
+    ),
+]
+
+
+def _matcher(entries: list[KBEntry], rule: bool) -> Matcher:
+    return Matcher(entries, confidence=None) if rule else Matcher(entries)
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(1)
@@ -66,9 +80,10 @@ def match(
         str | None, typer.Option(help="City key of the asker (e.g. muenchen); none: shared only.")
     ] = None,
     audience: Annotated[Audience, typer.Option(help="Who asks.")] = Audience.external,
+    rule: RuleOption = False,
 ) -> None:
     """Read questions from stdin, one a line; write one JSON object a line."""
-    matcher = Matcher(_load_kb(kb))
+    matcher = _matcher(_load_kb(kb), rule)
     for line in sys.stdin:
         question = line.strip()
         if not question:
@@ -85,12 +100,17 @@ def match(
 
 
 def _reports(
-    entries: list[KBEntry], labelled: list[LabelledQuestion], which: list[str], name: str
+    entries: list[KBEntry],
+    labelled: list[LabelledQuestion],
+    which: list[str],
+    name: str,
+    rule: bool = False,
 ) -> list[EvalReport]:
     reports = []
     for kind in which:
         if kind == "matcher":
-            reports.append(evaluate(Matcher(entries), labelled, name=f"matcher on {name}"))
+            label = "matcher (rule)" if rule else "matcher"
+            reports.append(evaluate(_matcher(entries, rule), labelled, name=f"{label} on {name}"))
         else:
             baseline = FuzzBaseline(entries, scorer="wratio" if kind == "wratio" else "token_set")
             reports.append(evaluate(baseline, labelled, name=f"{baseline.name} on {name}"))
@@ -118,6 +138,7 @@ def check(
         bool, typer.Option("--compare", help="Measure the matcher and both baselines.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    rule: RuleOption = False,
 ) -> None:
     """Measure the matcher (or a baseline) on a labelled question file."""
     entries = _load_kb(kb)
@@ -127,18 +148,20 @@ def check(
         raise _fail(str(exc)) from exc
     single = baseline.value if baseline is not None else "matcher"
     which = ["matcher", "wratio", "token_set"] if compare else [single]
-    _print(_reports(entries, labelled, which, questions.name), as_json)
+    _print(_reports(entries, labelled, which, questions.name, rule), as_json)
 
 
 @app.command()
 def familienlotse(
     nlu: Annotated[Path, typer.Argument(help="Familienlotse Rasa NLU file (nlu.md).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    rule: RuleOption = False,
 ) -> None:
     """Measure the matcher and both baselines on the Familienlotse intents (a real set)."""
     if not nlu.is_file():
         raise _fail(f"{nlu}: no such file")
     entries, labelled = familienlotse_sets(nlu)
     _print(
-        _reports(entries, labelled, ["matcher", "wratio", "token_set"], "familienlotse"), as_json
+        _reports(entries, labelled, ["matcher", "wratio", "token_set"], "familienlotse", rule),
+        as_json,
     )

@@ -51,6 +51,10 @@ DECISION_LABELS = {
 # Why the bot would not answer directly (kb.MatchResult.reason).
 HOLD_BACK_REASONS = {
     "low_score": "Die Treffergüte liegt unter der Schwelle für eine direkte Antwort.",
+    "low_confidence": (
+        "Die geschätzte Sicherheit liegt unter der Schwelle für eine direkte Antwort: Fragen "
+        "mit solchen Werten waren in den geprüften Fragesätzen zu oft falsch zugeordnet."
+    ),
     "close_second": "Ein anderer Eintrag liegt zu knapp dahinter; der Bot fragt lieber nach.",
     "unknown_words": (
         "Ein großer Teil der Frage besteht aus Wörtern, die in keinem Eintrag vorkommen: "

@@ -394,6 +394,9 @@ class Trial:
     thresholds: kb.Thresholds
     # Why there is no direct answer ("low_score", "close_second", …; kb.MatchResult.reason).
     reason: str | None = None
+    # The learned decision: how sure the bot is (0–1) and from where it answers (None: rule).
+    confidence: float | None = None
+    confidence_threshold: float | None = None
 
 
 def try_question(
@@ -427,6 +430,8 @@ def try_question(
             suggestions=list(result.suggestions),
             thresholds=matcher.thresholds,
             reason=result.reason if result.entry else None,
+            confidence=result.confidence,
+            confidence_threshold=matcher.confidence.threshold if matcher.confidence else None,
         )
 
     trial: Trial = cache.run(session, run)

@@ -447,7 +447,7 @@ def test_try_it_shows_the_decision_in_words(
     )
     assert "<html" not in unknown.text
     assert "an einen Menschen übergeben" in unknown.text
-    # One suggestion is "einem Vorschlag", not "1 Vorschlägen"; the hint names the long-question bar.
+    # One suggestion is "einem Vorschlag", not "1 Vorschlägen".
     unsure = agent.get(
         "/board/kb/try",
         params={
@@ -457,7 +457,9 @@ def test_try_it_shows_the_decision_in_words(
         },
     )
     assert "mit einem Vorschlag fragen" in unsure.text and "1 Vorschlägen" not in unsure.text
-    assert "bei langen Fragen (ab 10 Inhaltswörtern) ab 50 Punkten" in unsure.text
+    # The learned decision: the page shows how sure the bot is and from where it answers.
+    assert "Geschätzte Sicherheit" in unsure.text and "(direkte Antwort ab 88 %)" in unsure.text
+    assert "Direkte Antwort, wenn die geschätzte Sicherheit die Schwelle erreicht" in unsure.text
     # Without a direct answer the page says why; a direct answer needs no reason.
     one_word = agent.get("/board/kb/try", params={"q": "wie spät ist es", "city": "muenchen"})
     assert "Warum keine direkte Antwort" in one_word.text

@@ -109,10 +109,10 @@ def test_result_fields_and_dict() -> None:
 
 def test_thresholds_decide() -> None:
     question = "Termin verschieben"
-    strict = Matcher(small_kb(), thresholds=Thresholds(answer=101, margin=0, suggest=101))
+    strict = Matcher(small_kb(), confidence=None, thresholds=Thresholds(answer=101, margin=0, suggest=101))
     held = strict.match(question)
     assert (held.decision, held.reason) == ("handover", "low_score")
-    lenient = Matcher(small_kb(), thresholds=Thresholds(answer=1, margin=0, suggest=1))
+    lenient = Matcher(small_kb(), confidence=None, thresholds=Thresholds(answer=1, margin=0, suggest=1))
     assert lenient.match(question).decision == "answer"
 
 
@@ -121,7 +121,7 @@ def test_margin_keeps_a_close_second_from_a_confident_answer() -> None:
         entry("a", ["Wie beantrage ich den Parkausweis?"]),
         entry("b", ["Wie beantrage ich den Parkausweis?"], title="Parkausweis"),
     ]
-    result = Matcher(twins, thresholds=Thresholds(answer=10, margin=5, suggest=10)).match(
+    result = Matcher(twins, confidence=None, thresholds=Thresholds(answer=10, margin=5, suggest=10)).match(
         "Parkausweis beantragen"
     )
     assert (result.decision, result.reason) == ("suggest", "close_second")
@@ -133,8 +133,8 @@ def test_dominance_answers_a_close_second_that_explains_less_of_the_question() -
         entry("abholen", ["Wo hole ich den Reisepass ab?"], title="Reisepass abholen"),
     ]
     # With a margin nobody reaches, only dominance can give a confident answer.
-    on = Matcher(siblings, thresholds=Thresholds(answer=1, margin=100, suggest=1))
-    off = Matcher(siblings, thresholds=Thresholds(answer=1, margin=100, suggest=1, dominance=2))
+    on = Matcher(siblings, confidence=None, thresholds=Thresholds(answer=1, margin=100, suggest=1))
+    off = Matcher(siblings, confidence=None, thresholds=Thresholds(answer=1, margin=100, suggest=1, dominance=2))
     # "verloren" is only in the first entry and the second covers nothing the first lacks.
     result = on.match("Reisepass verloren")
     assert (result.entry, result.decision) == ("verloren", "answer")
@@ -148,8 +148,8 @@ def test_a_question_mostly_about_something_the_kb_does_not_know_is_not_answered(
         entry("termin-absagen", ["Wie sage ich meinen Termin im Bürgerbüro ab?", "Termin absagen"]),
         entry("ausweis-beantragen", ["Wie beantrage ich einen neuen Personalausweis?"]),
     ]
-    guarded = Matcher(kb, thresholds=Thresholds(answer=50, margin=5))
-    unguarded = Matcher(kb, thresholds=Thresholds(answer=50, margin=5, unknown_share=2))
+    guarded = Matcher(kb, confidence=None, thresholds=Thresholds(answer=50, margin=5))
+    unguarded = Matcher(kb, confidence=None, thresholds=Thresholds(answer=50, margin=5, unknown_share=2))
     # "Zahnarzt" is no word of the KB and a third of the question: the rest matching well
     # does not make the entry the answer (a dentist's appointment is not ours).
     question = "Termin beim Zahnarzt absagen"
@@ -352,8 +352,8 @@ LONG_QUESTION = (
 def test_a_long_question_with_a_clear_lead_is_answered_below_the_short_question_bar() -> None:
     # The unknown-word guard is off here: in a three-entry KB every story word is unknown.
     base = {"answer": 58.0, "unknown_share": 2.0, "long_unknown_share": 2.0}
-    long_path = Matcher(moving_kb(), thresholds=Thresholds(**base))
-    no_long_path = Matcher(moving_kb(), thresholds=Thresholds(**base, long_words=999))
+    long_path = Matcher(moving_kb(), confidence=None, thresholds=Thresholds(**base))
+    no_long_path = Matcher(moving_kb(), confidence=None, thresholds=Thresholds(**base, long_words=999))
     short_path_only = no_long_path.match(LONG_QUESTION)
     assert short_path_only.entry == "ummelden"
     # The story dilutes the score below the bar for short questions ...
@@ -365,7 +365,7 @@ def test_a_long_question_with_a_clear_lead_is_answered_below_the_short_question_
     # A short question at the same score is not answered on the long path.
     assert long_path.match("Wohnsitz Familie Katzen").decision != "answer"
     # The long path still needs the lead: with a margin nobody reaches it does not answer.
-    strict = Matcher(moving_kb(), thresholds=Thresholds(**base, long_margin=100.0))
+    strict = Matcher(moving_kb(), confidence=None, thresholds=Thresholds(**base, long_margin=100.0))
     assert strict.match(LONG_QUESTION).decision != "answer"
 
 
@@ -379,8 +379,8 @@ def test_a_single_word_question_is_answered_only_when_it_names_the_title() -> No
         entry("hundesteuer", ["Wie melde ich meinen Hund zur Hundesteuer an?"], title="Hundesteuer"),
     ]
     loose = {"answer": 30.0, "margin": 5.0, "unknown_share": 2.0}
-    guarded = Matcher(kb, thresholds=Thresholds(**loose))
-    unguarded = Matcher(kb, thresholds=Thresholds(**loose, single_word_title=False))
+    guarded = Matcher(kb, confidence=None, thresholds=Thresholds(**loose))
+    unguarded = Matcher(kb, confidence=None, thresholds=Thresholds(**loose, single_word_title=False))
     # "spät" is one word of one variant, not what the entry is about.
     assert unguarded.match("wie spät ist es").decision == "answer"
     result = guarded.match("wie spät ist es")

@@ -34,6 +34,7 @@ def assert_not_worse(report: EvalReport, recorded: dict[str, float]) -> None:
         "kb_eval6",
         "kb_eval7",
         "kb_eval8",
+        "kb_eval9",
     ],
 )
 def test_demo_kb_figures_hold(name: str) -> None:
