@@ -385,8 +385,10 @@ class Matcher:
         if self.confidence is not None:
             # The model decides; the rule's reason still says why an answer is held back.
             probability = self.confidence.probability(confidence_features(self, ranked))
-            if probability >= self.confidence.threshold:
-                reason = "single_word" if self._single_word(ranked) else None
+            if self._single_word(ranked):
+                reason = "single_word"
+            elif probability >= self.confidence.threshold:
+                reason = None
             elif reason is None:
                 reason = "low_confidence"
         if reason is None:

@@ -451,8 +451,7 @@ def test_try_it_shows_the_decision_in_words(
     unsure = agent.get(
         "/board/kb/try",
         params={
-            "q": "Ich ziehe nächsten Monat für einen Job nach Kanada. Muss ich mich in "
-            "Deutschland abmelden und ab wann frühestens?",
+            "q": "ich will bei meinem gewerbe noch ne weitere tätigkeit dazunehmen",
             "city": "muenchen",
         },
     )

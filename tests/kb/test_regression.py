@@ -35,6 +35,7 @@ def assert_not_worse(report: EvalReport, recorded: dict[str, float]) -> None:
         "kb_eval7",
         "kb_eval8",
         "kb_eval9",
+        "kb_eval10",
     ],
 )
 def test_demo_kb_figures_hold(name: str) -> None:
