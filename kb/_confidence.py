@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,14 +109,6 @@ class Tree:
     right: tuple[int, ...]
     value: tuple[float, ...]
 
-    def predict(self, x: Sequence[float]) -> float:
-        node = 0
-        left = self.left
-        while left[node] >= 0:
-            # scikit-learn sends x <= threshold to the left child.
-            node = left[node] if x[self.feature[node]] <= self.threshold[node] else self.right[node]
-        return self.value[node]
-
 
 @dataclass(frozen=True)
 class ConfidenceModel:
@@ -128,9 +120,23 @@ class ConfidenceModel:
     threshold: float
     # Where it came from (training sets, wrong-answer rate the threshold allows, library).
     meta: dict[str, Any]
+    _flat: tuple[tuple[tuple[Any, ...], ...], ...] = field(
+        default=(), init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # The trees' lists unpacked once: `probability` runs for every question (hot path).
+        flat = tuple((t.feature, t.threshold, t.left, t.right, t.value) for t in self.trees)
+        object.__setattr__(self, "_flat", flat)
 
     def probability(self, x: Sequence[float]) -> float:
-        raw = self.baseline + sum(tree.predict(x) for tree in self.trees)
+        raw = self.baseline
+        for feature, threshold, left, right, value in self._flat:
+            # Down one tree: scikit-learn sends x <= threshold to the left child.
+            node = 0
+            while left[node] >= 0:
+                node = left[node] if x[feature[node]] <= threshold[node] else right[node]
+            raw += value[node]
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, raw))))
 
     def to_dict(self) -> dict[str, Any]:

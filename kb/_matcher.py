@@ -380,17 +380,18 @@ class Matcher:
         second = scored[1][1] if len(scored) > 1 else 0.0
         alternatives = [(i, s) for i, s in scored[1:4] if s >= t.floor]
         decision: Decision
-        reason = self._held_back(ranked, best, second)
         probability = None
-        if self.confidence is not None:
+        if self.confidence is None:
+            reason = self._held_back(ranked, best, second)
+        else:
             # The model decides; the rule's reason still says why an answer is held back.
             probability = self.confidence.probability(confidence_features(self, ranked))
             if self._single_word(ranked):
                 reason = "single_word"
             elif probability >= self.confidence.threshold:
                 reason = None
-            elif reason is None:
-                reason = "low_confidence"
+            else:
+                reason = self._held_back(ranked, best, second) or "low_confidence"
         if reason is None:
             decision = "answer"
         elif best >= t.suggest:
