@@ -50,7 +50,10 @@ DECISION_LABELS = {
 }
 # Why the bot would not answer directly (kb.MatchResult.reason).
 HOLD_BACK_REASONS = {
-    "low_score": "Die Treffergüte liegt unter der Schwelle für eine direkte Antwort.",
+    "low_score": (
+        "Die Treffergüte ist zu niedrig für eine direkte Antwort: Die Frage passt nur teilweise "
+        "zum Eintrag."
+    ),
     "low_confidence": (
         "Die geschätzte Sicherheit liegt unter der Schwelle für eine direkte Antwort: Fragen "
         "mit solchen Werten waren in den geprüften Fragesätzen zu oft falsch zugeordnet."
