@@ -73,7 +73,6 @@ def features(matcher: Matcher, ranked: _Ranked) -> list[float]:
     covered = [t for t in weights if t in best_terms]
     own = sum(weights[t] for t in covered if t not in other_terms)
     runner_up = sum(v for t, v in weights.items() if t in other_terms and t not in best_terms)
-    unknown = sum(v for t, v in weights.items() if t not in known)
     rare = sum(1 for t in covered if _idf(known.get(t, 0), n) >= RARE_IDF)
     first = found[0]
     runner = found[1] if len(found) > 1 else None
@@ -89,7 +88,7 @@ def features(matcher: Matcher, ranked: _Ranked) -> list[float]:
         sum(weights[t] for t in covered) / total,
         own / total,
         runner_up / total,
-        unknown / total,
+        matcher._unknown_share(ranked),
         float(rare),
         float(ranked.words),
         float(ranked.words >= matcher.thresholds.long_words),
