@@ -63,8 +63,9 @@ def rows_of(matcher: Matcher, labelled: Sequence[LabelledQuestion]) -> Rows:
             continue
         rows.x.append(features(matcher, ranked))
         rows.right.append(item.expect is not None and ranked.scored[0][0] == item.expect)
-        result = matcher.match(item.q, city=item.city, audience=item.audience)
-        rows.rule.append(result.decision == "answer")
+        # The rule's decision from the same ranking (`match` would rank the question again).
+        second = ranked.scored[1][1] if len(ranked.scored) > 1 else 0.0
+        rows.rule.append(matcher._held_back(ranked, ranked.scored[0][1], second) is None)
     return rows
 
 
