@@ -31,7 +31,7 @@ SHIPPED = Path(__file__).parent / "data" / "confidence.json"
 
 # An idf this high (ln(1 + …)) marks a word found in at most a few entries.
 RARE_IDF = 2.5
-_PARTS = ("words", "chars", "fuzzy", "dice", "body", "city")
+_PARTS = ("words", "chars", "fuzzy", "dice", "body", "city", "profile")
 FEATURES: tuple[str, ...] = (
     "score",  # the best entry's score (0–100)
     "margin",  # its lead over the runner-up

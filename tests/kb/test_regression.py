@@ -37,6 +37,7 @@ def assert_not_worse(report: EvalReport, recorded: dict[str, float]) -> None:
         "kb_eval8",
         "kb_eval9",
         "kb_eval10",
+        "kb_eval11",
     ],
 )
 def test_demo_kb_figures_hold(name: str) -> None:
