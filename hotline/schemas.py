@@ -291,6 +291,20 @@ class AskOut(BaseModel):
     alternatives: list[OfferOut]
     suggestions: list[OfferOut] = Field(description="Choices to offer (decision suggest only).")
     service: str | None = Field(description="The service the question is about, when known.")
+    confidence: float | None = Field(
+        default=None,
+        description="Estimated probability (0–1) that `entry` is right; the learned decision "
+        "answers from a fixed bar (docs/matching.md). Null when the hand rule decides.",
+    )
+    reason: (
+        Literal[
+            "low_score", "close_second", "unknown_words", "single_word", "low_confidence"
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Why `entry` is no confident answer; null for an answer or no entry.",
+    )
 
 
 class SearchHitOut(BaseModel):

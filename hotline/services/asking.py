@@ -145,6 +145,10 @@ class AskOutcome:
     alternatives: list[Offer]
     suggestions: list[Offer]
     service: str | None
+    # The confidence model's probability that `entry` is right (None with the hand rule).
+    confidence: float | None = None
+    # Why `entry` is no confident answer (`kb.MatchResult.reason`); None for an answer.
+    reason: str | None = None
 
 
 def _view(entry: kb.KBEntry) -> EntryView:
@@ -218,6 +222,8 @@ def ask(
         alternatives=alternatives,
         suggestions=suggestions,
         service=best.service or None if best and result.score >= threshold else None,
+        confidence=round(result.confidence, 3) if result.confidence is not None else None,
+        reason=result.reason,
     )
 
 

@@ -8,6 +8,7 @@ from sqlmodel import select
 
 from hotline.db import Database
 from hotline.models import City, KBAsk, KBCandidate, KBEntry
+from kb._confidence import shipped_model
 from tests.conftest import World
 
 
@@ -33,6 +34,16 @@ def test_ask_answers_with_the_entry_text(client: TestClient, kb_world: World) ->
     assert "Passwort" in out["entry"]["answer"]
     assert out["service"] == "bayernid"
     assert out["ask_id"] > 0
+    assert out["confidence"] >= shipped_model().threshold and out["reason"] is None
+
+
+def test_ask_says_how_sure_it_is_and_why_it_holds_back(
+    client: TestClient, kb_world: World
+) -> None:
+    out = _ask(client, kb_world, "Wie beantrage ich Wohngeld?", city="muenchen")
+    assert out["decision"] != "answer"
+    assert 0.0 <= out["confidence"] < shipped_model().threshold
+    assert out["reason"] in {"low_score", "close_second", "unknown_words", "low_confidence"}
 
 
 def test_ask_is_city_aware_and_never_returns_another_citys_entry(

@@ -86,6 +86,8 @@ def ask(
             ],
             suggestions=[OfferOut(id=o.id, title=o.title, score=o.score) for o in out.suggestions],
             service=out.service,
+            confidence=out.confidence,
+            reason=out.reason,  # type: ignore[arg-type]
         )
 
 
