@@ -226,9 +226,14 @@ def _stems_and_parts(tokens: Iterable[Token]) -> set[str]:
     return terms
 
 
-def _contains(sorted_terms: tuple[str, ...], term: str) -> bool:
+def _position(sorted_terms: tuple[str, ...], term: str) -> int:
+    """Where `term` is in `sorted_terms`, or -1."""
     i = bisect.bisect_left(sorted_terms, term)
-    return i < len(sorted_terms) and sorted_terms[i] == term
+    return i if i < len(sorted_terms) and sorted_terms[i] == term else -1
+
+
+def _contains(sorted_terms: tuple[str, ...], term: str) -> bool:
+    return _position(sorted_terms, term) >= 0
 
 
 def _idf(df: int, n: int) -> float:
@@ -601,8 +606,8 @@ class Matcher:
         power = self.weights.profile_power
         value = 0.0
         for term, weight in term_idf.items():
-            i = bisect.bisect_left(terms, term)
-            if i < len(terms) and terms[i] == term:
+            i = _position(terms, term)
+            if i >= 0:
                 value += weight * (counts[i] / size) ** power
         return value
 
