@@ -298,7 +298,12 @@ class AskOut(BaseModel):
     )
     reason: (
         Literal[
-            "low_score", "close_second", "unknown_words", "single_word", "low_confidence"
+            "low_score",
+            "close_second",
+            "unknown_words",
+            "single_word",
+            "other_body",
+            "low_confidence",
         ]
         | None
     ) = Field(

@@ -44,6 +44,7 @@ FEATURES: tuple[str, ...] = (
     "rare_words",  # how many rare words (idf ≥ RARE_IDF) the best entry covers
     "length",  # content words of the question
     "long",  # 1 for a long question (`Thresholds.long_words` content words or more)
+    "other_body",  # question words naming another body the best entry never names (bank …)
     *(f"best_{part}" for part in _PARTS),  # the best entry's feature scores (0–1)
     *(f"diff_{part}" for part in _PARTS),  # … minus the runner-up's
 )
@@ -92,6 +93,7 @@ def features(matcher: Matcher, ranked: _Ranked) -> list[float]:
         float(rare),
         float(ranked.words),
         float(ranked.words >= matcher.thresholds.long_words),
+        float(len(matcher.other_body_words(ranked))),
         *parts_best,
         *(b - o for b, o in zip(parts_best, parts_other, strict=True)),
     ]

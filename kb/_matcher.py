@@ -10,6 +10,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -126,7 +127,9 @@ class MatchResult:
     suggest_threshold: float = 0.0
     # Why the best entry is no confident answer (None when it is, or when there is none):
     # "low_score", "close_second", "unknown_words" or "single_word" (see `Thresholds`), or
-    # "low_confidence" when only the confidence model holds it back.
+    # with the confidence model: "other_body" when the question names another body that the
+    # entry does not (kb/data/other_bodies.txt), else "low_confidence" when only the model
+    # holds it back.
     reason: str | None = None
     # The confidence model's probability that `entry` is right (None without a model).
     confidence: float | None = None
@@ -179,6 +182,8 @@ class _Ranked:
     words: int = 0
     # For each entry in `scored`: its feature scores.
     candidates: list[Candidate] = field(default_factory=list)
+    # The question's words that name another body (`Matcher.other_bodies`): bank, tax office …
+    other_bodies: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -236,6 +241,28 @@ def _contains(sorted_terms: tuple[str, ...], term: str) -> bool:
     return _position(sorted_terms, term) >= 0
 
 
+def load_other_bodies(text: str | None = None) -> list[str]:
+    """The words of kb/data/other_bodies.txt (or of `text`): one per line, # comments."""
+    if text is None:
+        text = resources.files("kb").joinpath("data", "other_bodies.txt").read_text("utf-8")
+    words = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [w for w in words if w]
+
+
+def other_body_stems(analyzer: Analyzer, words: Iterable[str]) -> frozenset[str]:
+    """The stems of `words` as a question's words get them; each must be one content word."""
+    stems = set()
+    for word in words:
+        tokens = analyzer.tokens(word)
+        if len(tokens) != 1:
+            raise ValueError(
+                f"other bodies: {word!r} must be one content word (not a stop word), "
+                f"got {len(tokens)}"
+            )
+        stems.add(tokens[0].stem)
+    return frozenset(stems)
+
+
 def _idf(df: int, n: int) -> float:
     # BM25's idf, kept positive: a word in every entry still counts a little.
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
@@ -263,6 +290,7 @@ class Matcher:
         weights: Weights | None = None,
         extra_stopwords: Iterable[str] = (),
         confidence: ConfidenceModel | Literal["shipped"] | None = "shipped",
+        other_bodies: Iterable[str] | None = None,
     ) -> None:
         # `extra_stopwords`: e.g. the names of the cities in the database, which the city
         # argument already carries (kb/data/stopwords.txt names the founding cities only).
@@ -271,6 +299,11 @@ class Matcher:
         self.weights = weights or Weights()
         # The learned answer decision (`kb._confidence`); None: the hand rule of `thresholds`.
         self.confidence = shipped_model() if confidence == "shipped" else confidence
+        # Stems of words that name other bodies than the cities' services (None: the shipped
+        # list, kb/data/other_bodies.txt); see `other_body_words`.
+        self.other_bodies = other_body_stems(
+            self.analyzer, load_other_bodies() if other_bodies is None else other_bodies
+        )
         self._entries: dict[str, KBEntry] = {}
         self._docs: dict[int, _Doc] = {}
         self._slot_of: dict[str, int] = {}
@@ -408,6 +441,8 @@ class Matcher:
                 reason = "single_word"
             elif probability >= self.confidence.threshold:
                 reason = None
+            elif self.other_body_words(ranked):
+                reason = "other_body"
             else:
                 reason = self._held_back(ranked, best, second) or "low_confidence"
         if reason is None:
@@ -452,6 +487,18 @@ class Matcher:
         title = self._docs[ranked.slots[0]].entry.title
         terms = _stems_and_parts(self.analyzer.tokens(title, self._surface, self._df_words))
         return any(term in terms for term in ranked.term_weights)
+
+    def other_body_words(self, ranked: _Ranked) -> list[str]:
+        """The question's words naming another body that the best entry never uses.
+
+        "Die PIN meiner Bankkarte ist gesperrt" names a bank; the online ID's PUK entry does
+        not, so the question is most likely about the bank card. A word the best entry's title
+        or variants have ("Bank" in the card-payment entry's) does not count.
+        """
+        if not ranked.other_bodies or not ranked.slots:
+            return []
+        terms = self._docs[ranked.slots[0]].terms
+        return sorted(t for t in ranked.other_bodies if not _contains(terms, t))
 
     def _unknown_share(self, ranked: _Ranked) -> float:
         """The share of the question's weighted words that no KB entry knows."""
@@ -620,8 +667,14 @@ class Matcher:
         w = self.weights
         term_weights: dict[str, float] = {}
         counts: list[int] = []
+        others: set[str] = set()
         found = self._candidates(
-            question, city=city, audience=audience, terms_out=term_weights, words_out=counts
+            question,
+            city=city,
+            audience=audience,
+            terms_out=term_weights,
+            words_out=counts,
+            others_out=others,
         )
         # A long message tells its case in words the answer explains more than any variant
         # names ("Knie-OP", "mein Sohn könnte vorbeigehen"): the answer text counts more.
@@ -656,6 +709,7 @@ class Matcher:
             term_weights=term_weights,
             words=counts[0] if counts else 0,
             candidates=[c for _, _, _, c in scored],
+            other_bodies=frozenset(others),
         )
 
     def _candidates(
@@ -666,11 +720,13 @@ class Matcher:
         audience: str,
         terms_out: dict[str, float] | None = None,
         words_out: list[int] | None = None,
+        others_out: set[str] | None = None,
     ) -> list[tuple[int, Candidate]]:
         """The best entries (slot, features 0–1 each) for a question.
 
         `terms_out`, when given, receives the question's weighted words (idf × certainty);
-        `words_out` the number of its content words.
+        `words_out` the number of its content words; `others_out` its stems and compound
+        parts that name another body (`other_bodies`).
         """
         partitions = self._partitions(city, audience)
         if not partitions or not self._docs:
@@ -686,6 +742,10 @@ class Matcher:
             return []
         if words_out is not None:
             words_out.append(len(tokens) + len(aside_tokens))
+        if others_out is not None and self.other_bodies:
+            bodies = self.other_bodies
+            for token in (*tokens, *aside_tokens):
+                others_out.update(t for t in (token.stem, *token.parts) if t in bodies)
         n = len(self._docs)
         term_weights = self._query_terms(tokens)
         if aside_tokens and w.aside > 0.0:

@@ -59,6 +59,10 @@ HOLD_BACK_REASONS = {
         "mit solchen Werten waren in den geprüften Fragesätzen zu oft falsch zugeordnet."
     ),
     "close_second": "Ein anderer Eintrag liegt zu knapp dahinter; der Bot fragt lieber nach.",
+    "other_body": (
+        "Die Frage nennt eine andere Stelle (etwa Bank, Finanzamt oder Krankenkasse), von der "
+        "der Eintrag nicht handelt: Sie betrifft wohl deren Angebot, nicht das der Stadt."
+    ),
     "unknown_words": (
         "Ein großer Teil der Frage besteht aus Wörtern, die in keinem Eintrag vorkommen: "
         "Sie betrifft wohl etwas anderes."

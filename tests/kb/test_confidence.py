@@ -98,3 +98,51 @@ def test_the_threshold_is_the_lowest_bar_within_the_wrong_answer_rate() -> None:
     # Ties cannot be split: with 0.93 and 0.9 tied the bar stays above both.
     tied = [0.99, 0.95, 0.9, 0.9, 0.9, 0.8, 0.7, 0.6]
     assert pick_threshold(tied, rows, 0.0) == 0.95
+
+
+@pytest.mark.parametrize(
+    ("question", "city", "words"),
+    [
+        # The online ID's PIN entries rank first: they have PIN, PUK, gesperrt.
+        ("Ich habe die PIN meiner Sparkassen-Karte dreimal falsch eingegeben", "muenchen",
+         ["sparkass"]),
+        ("Mei Handy-SIM is gsperrt, wo krieg i die PUK her?", "augsburg", ["sim"]),
+        ("Wie ändere ich meine Adresse bei der Krankenkasse nach dem Umzug?", "nuernberg",
+         ["krankenkass"]),
+    ],
+)
+def test_a_question_about_another_body_is_no_answer_and_says_why(
+    question: str, city: str, words: list[str]
+) -> None:
+    matcher = Matcher(demo_entries())
+    ranked = matcher._ranked(question, city=city, audience="external")
+    assert matcher.other_body_words(ranked) == words
+    result = matcher.match(question, city=city)
+    assert result.decision != "answer" and result.reason == "other_body"
+    # Without the list the same question is the model's confident (and wrong) answer or close
+    # to it: the words are what holds it back.
+    blind = Matcher(demo_entries(), other_bodies=())
+    assert blind.other_body_words(blind._ranked(question, city=city, audience="external")) == []
+    assert blind.match(question, city=city).confidence > result.confidence  # type: ignore[operator]
+
+
+def test_another_bodys_word_the_best_entry_uses_does_not_count() -> None:
+    # The card-payment entry's variants name the bank: a question about a declined card
+    # that mentions the bank is still the entry's own question.
+    matcher = Matcher(demo_entries())
+    question = "Meine Kreditkarte wird beim Bezahlen der Gebühr abgelehnt, die Bank sagt alles ok"
+    ranked = matcher._ranked(question, city="muenchen", audience="external")
+    assert "bank" in ranked.other_bodies
+    assert ranked.scored[0][0] == "epayment-kreditkarte"
+    assert matcher.other_body_words(ranked) == []
+
+
+def test_the_other_bodies_list_takes_single_words_only() -> None:
+    from kb._matcher import load_other_bodies
+
+    words = load_other_bodies("# comment\nFinanzamt\n\nSIM  # phone\n")
+    assert words == ["Finanzamt", "SIM"]
+    with pytest.raises(ValueError, match="'Deutsche Bahn' must be one content word"):
+        Matcher((), other_bodies=["Bank", "Deutsche Bahn"])
+    with pytest.raises(ValueError, match="'und' must be one content word"):
+        Matcher((), other_bodies=["und"])  # a stop word

@@ -38,6 +38,7 @@ def assert_not_worse(report: EvalReport, recorded: dict[str, float]) -> None:
         "kb_eval9",
         "kb_eval10",
         "kb_eval11",
+        "kb_eval12",
     ],
 )
 def test_demo_kb_figures_hold(name: str) -> None:

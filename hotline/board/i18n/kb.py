@@ -79,6 +79,7 @@ EN = {
     "Ein anderer Eintrag liegt zu knapp dahinter; der Bot fragt lieber nach.": "Another entry is too close behind; the bot asks back instead.",
     "Ein großer Teil der Frage besteht aus Wörtern, die in keinem Eintrag vorkommen: Sie betrifft wohl etwas anderes.": "A large part of the question consists of words that occur in no entry: it is probably about something else.",
     "Die Frage hat nur ein einziges inhaltliches Wort, und es steht nicht im Titel des Eintrags.": "The question has a single content word, and it is not in the entry's title.",
+    "Die Frage nennt eine andere Stelle (etwa Bank, Finanzamt oder Krankenkasse), von der der Eintrag nicht handelt: Sie betrifft wohl deren Angebot, nicht das der Stadt.": "The question names another body (such as a bank, the tax office or a health insurer) that the entry is not about: it is probably about that body's service, not the city's.",
     "keiner": "none",
     "gemeinsam": "shared",
     "Weitere Kandidaten:": "Other candidates:",
