@@ -10,7 +10,6 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -20,7 +19,7 @@ from rapidfuzz.distance import Levenshtein
 from kb._confidence import ConfidenceModel, shipped_model
 from kb._confidence import features as confidence_features
 from kb._entry import AUDIENCES, KBEntry
-from kb._text import Analyzer, Token, split_asides
+from kb._text import Analyzer, Token, _data_text, _word_list, split_asides
 
 Decision = Literal["answer", "suggest", "handover"]
 _Partition = tuple[str | None, str]
@@ -242,11 +241,8 @@ def _contains(sorted_terms: tuple[str, ...], term: str) -> bool:
 
 
 def load_other_bodies(text: str | None = None) -> list[str]:
-    """The words of kb/data/other_bodies.txt (or of `text`): one per line, # comments."""
-    if text is None:
-        text = resources.files("kb").joinpath("data", "other_bodies.txt").read_text("utf-8")
-    words = (line.split("#", 1)[0].strip() for line in text.splitlines())
-    return [w for w in words if w]
+    """The folded words of kb/data/other_bodies.txt (or of `text`): one per line, # comments."""
+    return sorted(_word_list(_data_text("other_bodies.txt") if text is None else text))
 
 
 def other_body_stems(analyzer: Analyzer, words: Iterable[str]) -> frozenset[str]:

@@ -141,7 +141,7 @@ def test_the_other_bodies_list_takes_single_words_only() -> None:
     from kb._matcher import load_other_bodies
 
     words = load_other_bodies("# comment\nFinanzamt\n\nSIM  # phone\n")
-    assert words == ["Finanzamt", "SIM"]
+    assert words == ["finanzamt", "sim"]
     with pytest.raises(ValueError, match="'Deutsche Bahn' must be one content word"):
         Matcher((), other_bodies=["Bank", "Deutsche Bahn"])
     with pytest.raises(ValueError, match="'und' must be one content word"):
