@@ -100,6 +100,12 @@ def test_the_threshold_is_the_lowest_bar_within_the_wrong_answer_rate() -> None:
     assert pick_threshold(tied, rows, 0.0) == 0.95
 
 
+@cache
+def demo_matcher(*, with_other_bodies: bool = True) -> Matcher:
+    # Built once per kind for the tests below (a build takes about a second; CI time).
+    return Matcher(demo_entries(), other_bodies=None if with_other_bodies else ())
+
+
 @pytest.mark.parametrize(
     ("question", "city", "words"),
     [
@@ -114,14 +120,14 @@ def test_the_threshold_is_the_lowest_bar_within_the_wrong_answer_rate() -> None:
 def test_a_question_about_another_body_is_no_answer_and_says_why(
     question: str, city: str, words: list[str]
 ) -> None:
-    matcher = Matcher(demo_entries())
+    matcher = demo_matcher()
     ranked = matcher._ranked(question, city=city, audience="external")
     assert matcher.other_body_words(ranked) == words
     result = matcher.match(question, city=city)
     assert result.decision != "answer" and result.reason == "other_body"
     # Without the list the same question is the model's confident (and wrong) answer or close
     # to it: the words are what holds it back.
-    blind = Matcher(demo_entries(), other_bodies=())
+    blind = demo_matcher(with_other_bodies=False)
     assert blind.other_body_words(blind._ranked(question, city=city, audience="external")) == []
     assert blind.match(question, city=city).confidence > result.confidence  # type: ignore[operator]
 
@@ -129,7 +135,7 @@ def test_a_question_about_another_body_is_no_answer_and_says_why(
 def test_another_bodys_word_the_best_entry_uses_does_not_count() -> None:
     # The card-payment entry's variants name the bank: a question about a declined card
     # that mentions the bank is still the entry's own question.
-    matcher = Matcher(demo_entries())
+    matcher = demo_matcher()
     question = "Meine Kreditkarte wird beim Bezahlen der Gebühr abgelehnt, die Bank sagt alles ok"
     ranked = matcher._ranked(question, city="muenchen", audience="external")
     assert "bank" in ranked.other_bodies
