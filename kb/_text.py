@@ -215,6 +215,8 @@ class Analyzer:
         # Extra stop words are names (e.g. the cooperation's cities, "Frankfurt am Main"):
         # every word of them is one.
         extra = {word for name in extra_stopwords for word in _WORD_RE.findall(fold(name))}
+        # … and its "-er" form ("Regensburger Innenstadt", "Kölner Bürgeramt").
+        extra |= {word + "er" for word in extra if len(word) >= 4 and not word.endswith("er")}
         # Also as typed without the umlaut's e ("Nurnberg", "fur", "konnen", "uber"): typo
         # correction only maps to KB words, so a stop word written that way stayed an unknown
         # word and counted against the question (twelfth round).

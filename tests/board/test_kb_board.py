@@ -12,6 +12,7 @@ from hotline.db import Database
 from hotline.models import CandidateStatus, KBAsk, KBCandidate, KBEntry
 from hotline.services.kb import EntryDraft, kb_generation
 from hotline.services.learning import propose_candidate
+from kb._confidence import shipped_model
 from tests.board.conftest import BoardClient
 from tests.conftest import World
 
@@ -457,7 +458,8 @@ def test_try_it_shows_the_decision_in_words(
     )
     assert "mit einem Vorschlag fragen" in unsure.text and "1 Vorschlägen" not in unsure.text
     # The learned decision: the page shows how sure the bot is and from where it answers.
-    assert "Geschätzte Sicherheit" in unsure.text and "(direkte Antwort ab 88 %)" in unsure.text
+    bar = f"(direkte Antwort ab {100 * shipped_model().threshold:.0f} %)"
+    assert "Geschätzte Sicherheit" in unsure.text and bar in unsure.text
     assert "Direkte Antwort, wenn die geschätzte Sicherheit die Schwelle erreicht" in unsure.text
     # Without a direct answer the page says why; a direct answer needs no reason.
     one_word = agent.get("/board/kb/try", params={"q": "wie spät ist es", "city": "muenchen"})

@@ -626,3 +626,62 @@ def test_the_profile_follows_upserted_variants_at_once() -> None:
     assert after > before + 0.2
     fresh = profiles(Matcher(credentials_profile_kb(6), confidence=None), "Passwort")
     assert after == pytest.approx(fresh["benutzername-vergessen"])
+
+
+def refund_kb() -> list[KBEntry]:
+    question = ["Die Gebühr wurde doppelt online bezahlt, wie kommt das Geld zurück?"]
+    return [
+        entry("erstattung", question),
+        entry("erstattung-intern", question, audience="internal"),
+    ]
+
+
+def test_staff_get_the_internal_entry_over_an_equally_close_citizens_one() -> None:
+    question = "Gebühr doppelt bezahlt, Geld zurück"
+    matcher = Matcher(refund_kb())
+    assert matcher.match(question, audience="external").entry == "erstattung"
+    staff = matcher.match(question, audience="internal")
+    assert staff.entry == "erstattung-intern"
+    assert staff.alternatives[0][0] == "erstattung"
+    assert staff.score - staff.alternatives[0][1] == pytest.approx(100 * Weights().internal)
+    # Without the bonus the two tie and the citizens' entry comes first (by id).
+    plain = Matcher(refund_kb(), weights=Weights(internal=0.0))
+    assert plain.match(question, audience="internal").entry == "erstattung"
+
+
+def filler_kb(entries: int, with_word: int) -> list[KBEntry]:
+    # `with_word` of the entries say "beantragen"; every entry has a word of its own.
+    return [
+        entry(
+            f"filler-{i}",
+            [f"Wie {'beantrage' if i < with_word else 'bekomme'} ich die Zulage Typ{i}x?"],
+        )
+        for i in range(entries)
+    ]
+
+
+def test_a_word_in_many_entries_of_a_small_kb_still_counts() -> None:
+    siblings = [
+        entry("pass-beantragen", ["Wie beantrage ich einen Reisepass?"]),
+        entry("pass-abholen", ["Reisepass von jemand anderem abholen lassen"]),
+    ]
+    question = "Reisepass beantragen"
+    small = Matcher([*filler_kb(118, 60), *siblings])
+    # The word as the matcher indexes it ("beantragen" is a form of "Antrag").
+    (term,) = small._ranked("beantragen", city=None, audience="external").term_weights
+
+    def lead(matcher: Matcher) -> float:
+        ranked = matcher._ranked(question, city=None, audience="external")
+        assert [e for e, _ in ranked.scored[:2]] == ["pass-beantragen", "pass-abholen"]
+        return ranked.scored[0][1] - ranked.scored[1][1]
+
+    assert term in small._ranked(question, city=None, audience="external").term_weights
+    # Before the eighteenth round a word in more than 50 entries was cut in any KB: the
+    # sibling that does not say it came closer.
+    cut = Matcher([*filler_kb(118, 60), *siblings])
+    cut.min_common_words = 50
+    assert term not in cut._ranked(question, city=None, audience="external").term_weights
+    assert lead(small) > lead(cut) + 3
+    # In a large KB the share decides: a word in more than a tenth of the entries is cut.
+    large = Matcher([*filler_kb(1_500, 160), *siblings])
+    assert term not in large._ranked(question, city=None, audience="external").term_weights

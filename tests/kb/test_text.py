@@ -205,6 +205,18 @@ def test_stop_words_typed_without_umlaut_dots_are_stop_words(analyzer: Analyzer)
     assert stems(extra, "Konto in Furth") == [extra.stem("konto")]
 
 
+def test_city_names_as_adjectives_and_in_dialect_are_stop_words(analyzer: Analyzer) -> None:
+    # "Augsburger Innenstadt" pulled towards entries whose variants happen to say it.
+    for city in ("Augsburger", "Münchner", "Nürnberger", "Augschburg", "Närnberch"):
+        assert stems(analyzer, f"Konto im {city} Bürgerbüro") == stems(
+            analyzer, "Konto im Bürgerbüro"
+        ), city
+    # The database's cities get their "-er" form too; without them it stays a word.
+    extra = Analyzer(extra_stopwords=["Regensburg"])
+    assert stems(extra, "Regensburger Konto") == [extra.stem("konto")]
+    assert extra.stem("regensburg") in stems(analyzer, "Regensburger Konto")
+
+
 def test_dialect_rules_leave_words_the_kb_knows_alone(analyzer: Analyzer) -> None:
     # "hoin" would become "holen"; a KB that has the word "hoin" keeps it.
     known = {analyzer.stem("holen"), "hoin"}
