@@ -84,6 +84,8 @@ class AskResult:
     entry: Entry | None = None
     suggestions: list[Suggestion] = field(default_factory=list)
     service: str | None = None
+    # Other bodies the question names and the best entry does not ("Sparkasse", "Finanzamt").
+    other_bodies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +339,7 @@ class HttpBackend:
             entry=_entry(data["entry"]) if data.get("entry") else None,
             suggestions=suggestions[:3],
             service=data.get("service"),
+            other_bodies=tuple(_str(b) for b in data.get("other_bodies") or [])[:5],
         )
 
     async def feedback(self, ask_id: int, *, helped: bool) -> None:

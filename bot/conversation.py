@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -369,8 +369,13 @@ class Conversation:
         self._record(st, "citizen", text)
         if result.decision == "answer" and result.entry is not None:
             return self._show_answer(st, result.entry, result.score, "answer")
+        # The question names a bank, tax office … that no entry near it does: say where to turn
+        # before offering choices or the hotline.
+        note = []
+        if result.other_bodies:
+            note.append(self._say(st, self._other_body_note(result.other_bodies, lang)))
         if result.decision == "suggest" and result.suggestions:
-            return self._show_suggestions(st, result)
+            return [*note, *self._show_suggestions(st, result)]
         if result.entry is not None:
             # Not shown to the citizen, but staff see what the matcher thought came closest.
             st["offers"].append(
@@ -381,7 +386,15 @@ class Conversation:
                     "decision": "handover",
                 }
             )
-        return self._offer_handover(st, "handover_offer")
+        return [*note, *self._offer_handover(st, "handover_offer")]
+
+    @staticmethod
+    def _other_body_note(bodies: Sequence[str], lang: str) -> str:
+        quoted = [f"„{b}“" if lang == "de" else f"“{b}”" for b in bodies]
+        named = quoted[-1]
+        if len(quoted) > 1:
+            named = f"{', '.join(quoted[:-1])} {t('and', lang)} {named}"
+        return t("other_body_note", lang, bodies=named)
 
     def _show_answer(self, st: State, entry: Entry, score: float, how: str) -> list[Reply]:
         lang = st["lang"]

@@ -107,6 +107,15 @@ TEXTS: dict[str, dict[Language, str]] = {
         "en": "Did you mean one of these? Tap the matching topic.",
     },
     "nothing_fits": {"de": "Nichts davon", "en": "None of these"},
+    "other_body_note": {
+        "de": "Ihre Frage scheint eine andere Stelle zu betreffen ({bodies}). Dafür sind die "
+        "Städte nicht zuständig – bitte wenden Sie sich direkt dorthin. Falls es doch um einen "
+        "Online-Dienst Ihrer Stadt geht, helfe ich gern weiter.",
+        "en": "Your question seems to concern another body ({bodies}). The cities are not "
+        "responsible for that – please contact it directly. If it is about an online service "
+        "of your city after all, I am glad to help.",
+    },
+    "and": {"de": "und", "en": "and"},
     "handover_offer": {
         "de": "Dazu habe ich leider keine passende Antwort. Soll ich Ihre Frage an die Hotline "
         "weitergeben? Dort antworten Ihnen Mitarbeiterinnen und Mitarbeiter der zuständigen "

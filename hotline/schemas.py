@@ -310,6 +310,12 @@ class AskOut(BaseModel):
         default=None,
         description="Why `entry` is no confident answer; null for an answer or no entry.",
     )
+    other_bodies: list[str] = Field(
+        default_factory=list,
+        description="Words of the question that name another body (bank, tax office, health "
+        "insurance …) which `entry` never names, as the matcher's list writes them: most "
+        "likely the asker must turn there. Reason `other_body` when they held an answer back.",
+    )
 
 
 class SearchHitOut(BaseModel):

@@ -19,7 +19,7 @@ from rapidfuzz.distance import Levenshtein
 from kb._confidence import ConfidenceModel, shipped_model
 from kb._confidence import features as confidence_features
 from kb._entry import AUDIENCES, KBEntry
-from kb._text import Analyzer, Token, _data_text, _word_list, split_asides
+from kb._text import Analyzer, Token, _data_text, _listed, _word_list, split_asides, split_focus
 
 Decision = Literal["answer", "suggest", "handover"]
 _Partition = tuple[str | None, str]
@@ -118,6 +118,8 @@ class Weights:
     # is a safer answer than one with a single variant that happens to share the question's
     # words. 0.0: the closest variant alone (before the fourteenth round).
     support: float = 0.35
+    # Words only in the story before the question sentences (experiment).
+    context: float = 0.45
 
 
 @dataclass
@@ -130,13 +132,16 @@ class MatchResult:
     alternatives: list[tuple[str, float]] = field(default_factory=list)
     suggest_threshold: float = 0.0
     # Why the best entry is no confident answer (None when it is, or when there is none):
-    # "low_score", "close_second", "unknown_words" or "single_word" (see `Thresholds`), or
-    # with the confidence model: "other_body" when the question names another body that the
-    # entry does not (kb/data/other_bodies.txt), else "low_confidence" when only the model
-    # holds it back.
+    # "low_score", "close_second", "unknown_words" or "single_word" (see `Thresholds`);
+    # "other_body" when the question names another body that the entry does not
+    # (kb/data/other_bodies.txt; the rule holds an answer back for it since the nineteenth
+    # round); with the confidence model "low_confidence" when only the model holds it back.
     reason: str | None = None
     # The confidence model's probability that `entry` is right (None without a model).
     confidence: float | None = None
+    # The question's words that name another body (bank, tax office …; kb/data/other_bodies.txt)
+    # which `entry` never names, as the list writes them: what to tell the asker to turn to.
+    other_bodies: list[str] = field(default_factory=list)
 
     @property
     def suggestions(self) -> list[str]:
@@ -247,14 +252,18 @@ def _contains(sorted_terms: tuple[str, ...], term: str) -> bool:
     return _position(sorted_terms, term) >= 0
 
 
-def load_other_bodies(text: str | None = None) -> list[str]:
-    """The folded words of kb/data/other_bodies.txt (or of `text`): one per line, # comments."""
-    return sorted(_word_list(_data_text("other_bodies.txt") if text is None else text))
+def load_other_bodies(text: str | None = None, *, as_written: bool = False) -> list[str]:
+    """The words of kb/data/other_bodies.txt (or of `text`): one per line, # comments.
+
+    Folded (ä -> ae, lower case) unless `as_written`, which keeps them for showing.
+    """
+    source = _data_text("other_bodies.txt") if text is None else text
+    return sorted(set(_listed(source)) if as_written else _word_list(source))
 
 
-def other_body_stems(analyzer: Analyzer, words: Iterable[str]) -> frozenset[str]:
-    """The stems of `words` as a question's words get them; each must be one content word."""
-    stems = set()
+def other_body_names(analyzer: Analyzer, words: Iterable[str]) -> dict[str, str]:
+    """Each word's stem (as a question's words get it) -> the word; each must be one word."""
+    names: dict[str, str] = {}
     for word in words:
         tokens = analyzer.tokens(word)
         if len(tokens) != 1:
@@ -262,8 +271,8 @@ def other_body_stems(analyzer: Analyzer, words: Iterable[str]) -> frozenset[str]
                 f"other bodies: {word!r} must be one content word (not a stop word), "
                 f"got {len(tokens)}"
             )
-        stems.add(tokens[0].stem)
-    return frozenset(stems)
+        names.setdefault(tokens[0].stem, word)
+    return names
 
 
 def _idf(df: int, n: int) -> float:
@@ -311,9 +320,11 @@ class Matcher:
         self.confidence = shipped_model() if confidence == "shipped" else confidence
         # Stems of words that name other bodies than the cities' services (None: the shipped
         # list, kb/data/other_bodies.txt); see `other_body_words`.
-        self.other_bodies = other_body_stems(
-            self.analyzer, load_other_bodies() if other_bodies is None else other_bodies
+        self._body_names = other_body_names(
+            self.analyzer,
+            load_other_bodies(as_written=True) if other_bodies is None else other_bodies,
         )
+        self.other_bodies = frozenset(self._body_names)
         self._entries: dict[str, KBEntry] = {}
         self._docs: dict[int, _Doc] = {}
         self._slot_of: dict[str, int] = {}
@@ -442,8 +453,11 @@ class Matcher:
         alternatives = [(i, s) for i, s in scored[1:4] if s >= t.floor]
         decision: Decision
         probability = None
+        named = self.other_body_words(ranked)
         if self.confidence is None:
             reason = self._held_back(ranked, best, second)
+            if reason is None and named:
+                reason = "other_body"
         else:
             # The model decides; the rule's reason still says why an answer is held back.
             probability = self.confidence.probability(confidence_features(self, ranked))
@@ -451,7 +465,7 @@ class Matcher:
                 reason = "single_word"
             elif probability >= self.confidence.threshold:
                 reason = None
-            elif self.other_body_words(ranked):
+            elif named:
                 reason = "other_body"
             else:
                 reason = self._held_back(ranked, best, second) or "low_confidence"
@@ -461,7 +475,16 @@ class Matcher:
             decision = "suggest"
         else:
             decision = "handover"
-        return MatchResult(decision, best_id, best, alternatives, t.suggest, reason, probability)
+        return MatchResult(
+            decision,
+            best_id,
+            best,
+            alternatives,
+            t.suggest,
+            reason,
+            probability,
+            [self._body_names[stem] for stem in named],
+        )
 
     def _held_back(self, ranked: _Ranked, best: float, second: float) -> str | None:
         """None when the best entry is a confident answer, else why not (see `Thresholds`)."""
@@ -744,7 +767,15 @@ class Matcher:
             return []
         w = self.weights
         main, aside = split_asides(question) if w.aside < 1.0 else (question, "")
-        tokens = self.analyzer.tokens(main, self._surface, self._df_words)
+        focus, story = split_focus(main) if w.context < 1.0 else (main, "")
+        story_tokens: list[Token] = []
+        if story:
+            story_tokens = self.analyzer.tokens(story, self._surface, self._df_words)
+            tokens = self.analyzer.tokens(focus, self._surface, self._df_words)
+            if not tokens or not story_tokens:
+                tokens, story_tokens = self.analyzer.tokens(main, self._surface, self._df_words), []
+        else:
+            tokens = self.analyzer.tokens(main, self._surface, self._df_words)
         aside_tokens = self.analyzer.tokens(aside, self._surface, self._df_words) if aside else []
         if not tokens:
             # Nothing but asides ("das Passwort weiß ich noch"): they are all there is.
@@ -752,13 +783,18 @@ class Matcher:
         if not tokens:
             return []
         if words_out is not None:
-            words_out.append(len(tokens) + len(aside_tokens))
+            words_out.append(len(tokens) + len(story_tokens) + len(aside_tokens))
         if others_out is not None and self.other_bodies:
             bodies = self.other_bodies
-            for token in (*tokens, *aside_tokens):
+            for token in (*tokens, *story_tokens, *aside_tokens):
                 others_out.update(t for t in (token.stem, *token.parts) if t in bodies)
         n = len(self._docs)
         term_weights = self._query_terms(tokens)
+        if story_tokens:
+            for term, value in self._query_terms(story_tokens).items():
+                if term not in term_weights:
+                    term_weights[term] = value * w.context
+            tokens = story_tokens + tokens
         if aside_tokens and w.aside > 0.0:
             for term, value in self._query_terms(aside_tokens).items():
                 if term not in term_weights:

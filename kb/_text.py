@@ -139,6 +139,27 @@ _ASIDE_NEGATIONS = frozenset(
 )
 
 
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def split_focus(text: str) -> tuple[str, str]:
+    """The question sentences of a message of several sentences, and the story before them.
+
+    "Ich bin 74. Meine Tochter sagt, ich brauche eine BayernID. Wie komme ich da dran?" ->
+    ("Wie komme ich da dran?", "Ich bin 74. Meine Tochter sagt, ich brauche eine BayernID.")
+    Without a question mark the last sentence is the question; one sentence: no story.
+    """
+    sentences = [s for s in _SENTENCE_RE.split(text.strip()) if s.strip()]
+    if len(sentences) < 2:
+        return text, ""
+    asks = [i for i, s in enumerate(sentences) if "?" in s]
+    if not asks:
+        asks = [len(sentences) - 1]
+    focus = " ".join(sentences[i] for i in asks)
+    story = " ".join(s for i, s in enumerate(sentences) if i not in asks)
+    return (focus, story) if story else (text, "")
+
+
 def split_asides(text: str) -> tuple[str, str]:
     """`text` without the clauses that name what is not the problem, and those clauses.
 
@@ -179,9 +200,14 @@ def _data_text(name: str) -> str:
 _UMLAUT_E = re.compile(r"([aou])e")
 
 
-def _word_list(text: str) -> frozenset[str]:
+def _listed(text: str) -> list[str]:
+    """The entries of a word-list file as written: one per line, # starts a comment."""
     words = (line.split("#", 1)[0].strip() for line in text.splitlines())
-    return frozenset(fold(w) for w in words if w)
+    return [w for w in words if w]
+
+
+def _word_list(text: str) -> frozenset[str]:
+    return frozenset(fold(w) for w in _listed(text))
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,8 @@ class AskOutcome:
     confidence: float | None = None
     # Why `entry` is no confident answer (`kb.MatchResult.reason`); None for an answer.
     reason: str | None = None
+    # Other bodies the question names and `entry` does not (`kb.MatchResult.other_bodies`).
+    other_bodies: list[str] = field(default_factory=list)
 
 
 def _view(entry: kb.KBEntry) -> EntryView:
@@ -224,6 +226,7 @@ def ask(
         service=best.service or None if best and result.score >= threshold else None,
         confidence=round(result.confidence, 3) if result.confidence is not None else None,
         reason=result.reason,
+        other_bodies=result.other_bodies,
     )
 
 

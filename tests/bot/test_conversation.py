@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from bot.backend import BackendError, Requester
+from bot.backend import AskResult, BackendError, Requester
 from bot.conversation import Context, Conversation, Reply, State, format_due
-from tests.bot.conftest import FakeBackend, answer
+from tests.bot.conftest import FakeBackend, answer, suggest
 
 WEB = Context(Requester("web", web_session="sess-abcdefgh"), "de", "web-1")
 
@@ -65,3 +66,29 @@ async def test_failed_turn_leaves_the_state_unchanged(backend: FakeBackend) -> N
 def test_due_time_is_berlin_local_time_in_german_format() -> None:
     assert format_due(datetime(2026, 1, 5, 7, 30, tzinfo=UTC), "de") == "Mo. 05.01.2026, 08:30 Uhr"
     assert format_due(datetime(2026, 7, 5, 7, 30, tzinfo=UTC), "en") == "Sun 05.07.2026, 09:30"
+
+
+async def test_a_question_about_another_body_says_where_to_turn(backend: FakeBackend) -> None:
+    pin = backend.entry("pin", "PIN gesperrt", "Mit der PUK entsperren Sie die PIN.")
+    puk = backend.entry("puk", "PUK gesperrt", "Beantragen Sie einen Rücksetzbrief.")
+    backend.on("sparkasse", replace(suggest(pin, puk), other_bodies=("Sparkasse",)))
+    backend.on("finanzamt", AskResult(0, "handover", 20.0, other_bodies=("Finanzamt", "ELSTER")))
+    backend.on("ausweis", replace(answer(pin), other_bodies=("Bank",)))
+    conversation = Conversation(backend)
+    state: State = {"greeted": True, "city_asked": True, "city": "muenchen"}
+    replies = await conversation.text(state, WEB, "PIN der Sparkasse gesperrt")
+    assert replies[0].text.startswith("Ihre Frage scheint eine andere Stelle zu betreffen („Sparkasse“)")
+    assert "Meinten Sie" in replies[1].text
+    labels = [b.label for row in replies[1].buttons for b in row]
+    assert labels == ["PIN gesperrt", "PUK gesperrt", "Nichts davon"]
+    assert state["transcript"][-2]["text"] == replies[0].text  # staff see it in the ticket
+    replies = await conversation.text(state, WEB, "Finanzamt will Unterlagen")
+    assert "(„Finanzamt“ und „ELSTER“)" in replies[0].text
+    assert "an die Hotline weitergeben" in replies[1].text
+    # A confident answer stays an answer, without the note.
+    replies = await conversation.text(state, WEB, "ausweis pin")
+    assert replies[0] == Reply("Mit der PUK entsperren Sie die PIN.")
+    english = Context(WEB.requester, "en", "web-1")
+    state = {"greeted": True, "city_asked": True, "city": "muenchen", "lang": "en"}
+    replies = await conversation.text(state, english, "PIN der Sparkasse gesperrt")
+    assert replies[0].text.startswith("Your question seems to concern another body (“Sparkasse”)")

@@ -168,6 +168,26 @@ async def test_question_suggestions_choose_one(e2e_chat: TelegramChat, db: Datab
         assert ask.chosen_entry_key == "bayernid-konto-gesperrt"
 
 
+async def test_a_question_about_another_body_names_it_before_the_choices(
+    e2e_chat: TelegramChat, api: httpx.AsyncClient, kb_world: World
+) -> None:
+    # The real matcher finds the payment entry, whose variants never name a savings bank.
+    question = "Meine Zahlung mit der Sparkassen-Karte ist fehlgeschlagen"
+    response = await api.post(
+        "/kb/ask",
+        json={"question": question, "city": "augsburg"},
+        headers=kb_world.headers(),
+    )
+    data = response.json()
+    assert (data["entry"]["id"], data["reason"]) == ("epayment-zahlung-fehlgeschlagen", "other_body")
+    assert data["other_bodies"] == ["Sparkasse"]
+    await e2e_chat.say("/start")
+    await e2e_chat.press("Augsburg")
+    texts = await e2e_chat.say(question)
+    assert texts[0].startswith("Ihre Frage scheint eine andere Stelle zu betreffen („Sparkasse“).")
+    assert "Meinten Sie" in texts[1] or "an die Hotline weitergeben" in texts[1]
+
+
 async def hand_over(chat: TelegramChat) -> str:
     await chat.say("/start")
     await chat.press("Andere Stadt")

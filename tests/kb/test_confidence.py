@@ -107,24 +107,26 @@ def demo_matcher(*, with_other_bodies: bool = True) -> Matcher:
 
 
 @pytest.mark.parametrize(
-    ("question", "city", "words"),
+    ("question", "city", "words", "names"),
     [
         # The online ID's PIN entries rank first: they have PIN, PUK, gesperrt.
         ("Ich habe die PIN meiner Sparkassen-Karte dreimal falsch eingegeben", "muenchen",
-         ["sparkass"]),
-        ("Mei Handy-SIM is gsperrt, wo krieg i die PUK her?", "augsburg", ["sim"]),
+         ["sparkass"], ["Sparkasse"]),
+        ("Mei Handy-SIM is gsperrt, wo krieg i die PUK her?", "augsburg", ["sim"], ["SIM"]),
         ("Wie ändere ich meine Adresse bei der Krankenkasse nach dem Umzug?", "nuernberg",
-         ["krankenkass"]),
+         ["krankenkass"], ["Krankenkasse"]),
     ],
 )
 def test_a_question_about_another_body_is_no_answer_and_says_why(
-    question: str, city: str, words: list[str]
+    question: str, city: str, words: list[str], names: list[str]
 ) -> None:
     matcher = demo_matcher()
     ranked = matcher._ranked(question, city=city, audience="external")
     assert matcher.other_body_words(ranked) == words
     result = matcher.match(question, city=city)
     assert result.decision != "answer" and result.reason == "other_body"
+    # Named as the list writes them, for the chat to say where to turn.
+    assert result.other_bodies == names
     # Without the list the same question is the model's confident (and wrong) answer or close
     # to it: the words are what holds it back.
     blind = demo_matcher(with_other_bodies=False)
@@ -146,9 +148,24 @@ def test_another_bodys_word_the_best_entry_uses_does_not_count() -> None:
 def test_the_other_bodies_list_takes_single_words_only() -> None:
     from kb._matcher import load_other_bodies
 
-    words = load_other_bodies("# comment\nFinanzamt\n\nSIM  # phone\n")
-    assert words == ["finanzamt", "sim"]
+    text = "# comment\nFinanzamt\n\nSIM  # phone\n"
+    assert load_other_bodies(text) == ["finanzamt", "sim"]
+    assert load_other_bodies(text, as_written=True) == ["Finanzamt", "SIM"]
     with pytest.raises(ValueError, match="'Deutsche Bahn' must be one content word"):
         Matcher((), other_bodies=["Bank", "Deutsche Bahn"])
     with pytest.raises(ValueError, match="'und' must be one content word"):
         Matcher((), other_bodies=["und"])  # a stop word
+
+
+def test_the_hand_rule_also_holds_an_answer_back_for_another_body() -> None:
+    # Without the model the rule decides; a question it would answer is held back when it
+    # names a body the best entry never names, and answered again without the list.
+    entries = demo_entries()
+    question = "sim pin 3 mal falsch, handy gesperrt, puk wo"
+    with_list = Matcher(entries, confidence=None)
+    without = Matcher(entries, confidence=None, other_bodies=())
+    plain = without.match(question, city="nuernberg")
+    assert (plain.decision, plain.entry, plain.other_bodies) == ("answer", "eid-pin-gesperrt-puk", [])
+    held = with_list.match(question, city="nuernberg")
+    assert held.entry == plain.entry
+    assert (held.decision, held.reason, held.other_bodies) == ("suggest", "other_body", ["SIM"])

@@ -40,6 +40,7 @@ def assert_not_worse(report: EvalReport, recorded: dict[str, float]) -> None:
         "kb_eval11",
         "kb_eval12",
         "kb_eval13",
+        "kb_eval14",
     ],
 )
 def test_demo_kb_figures_hold(name: str) -> None:

@@ -88,6 +88,7 @@ def ask(
             service=out.service,
             confidence=out.confidence,
             reason=out.reason,  # type: ignore[arg-type]
+            other_bodies=out.other_bodies,
         )
 
 
