@@ -397,6 +397,8 @@ class Trial:
     # The learned decision: how sure the bot is (0–1) and from where it answers (None: rule).
     confidence: float | None = None
     confidence_threshold: float | None = None
+    # Other bodies the question names and the entry does not (kb.MatchResult.other_bodies).
+    other_bodies: list[str] = field(default_factory=list)
 
 
 def try_question(
@@ -432,6 +434,7 @@ def try_question(
             reason=result.reason if result.entry else None,
             confidence=result.confidence,
             confidence_threshold=matcher.confidence.threshold if matcher.confidence else None,
+            other_bodies=list(result.other_bodies),
         )
 
     trial: Trial = cache.run(session, run)

@@ -466,6 +466,13 @@ def test_try_it_shows_the_decision_in_words(
     assert "Warum keine direkte Antwort" in one_word.text
     assert "nur ein einziges inhaltliches Wort, und es steht nicht im Titel" in one_word.text
     assert "Warum keine direkte Antwort" not in page.text
+    # A question about another body: the page names it as the list writes it.
+    bank = agent.get(
+        "/board/kb/try",
+        params={"q": "PIN meiner Sparkassen-Karte dreimal falsch eingegeben", "city": "muenchen"},
+    )
+    assert "Die Frage nennt eine andere Stelle" in bank.text
+    assert "Genannt: „Sparkasse“." in bank.text
     # Staff of a city ask as their city only; trying is never logged as an ask.
     other = agent.get("/board/kb/try", params={"q": "Hundesteuer", "city": "augsburg"})
     assert other.status_code == 403 and "eigene Stadt" in other.text
@@ -488,5 +495,9 @@ def test_pages_speak_english_when_asked(board: Board, demo_kb_world: World) -> N
     assert "The bot would answer directly" in tried.text
     held = coordinator.get("/board/kb/try", params={"q": "wie spät ist es", "city": "augsburg"})
     assert "Why no direct answer" in held.text and "a single content word" in held.text
+    bank = coordinator.get(
+        "/board/kb/try", params={"q": "PIN der Sparkassen-Karte gesperrt", "city": "augsburg"}
+    )
+    assert "Named: „Sparkasse“." in bank.text
     form = coordinator.get(f"/board/kb/{AUX}/edit")
     assert "Question variants (one per line)" in form.text

@@ -71,6 +71,7 @@ EN = {
     "{score} von 100 Punkten": "{score} of 100 points",
     "Bester Eintrag": "Best entry",
     "Warum keine direkte Antwort": "Why no direct answer",
+    "Genannt: {names}.": "Named: {names}.",
     "Die Treffergüte ist zu niedrig für eine direkte Antwort: Die Frage passt nur teilweise zum Eintrag.": "The match quality is too low for a direct answer: the question fits the entry only partly.",
     "Die geschätzte Sicherheit liegt unter der Schwelle für eine direkte Antwort: Fragen mit solchen Werten waren in den geprüften Fragesätzen zu oft falsch zugeordnet.": "The estimated confidence is below the bar for a direct answer: questions with such values were matched wrongly too often in the checked question sets.",
     "Geschätzte Sicherheit": "Estimated confidence",
