@@ -118,7 +118,11 @@ class Weights:
     # is a safer answer than one with a single variant that happens to share the question's
     # words. 0.0: the closest variant alone (before the fourteenth round).
     support: float = 0.35
-    # Words only in the story before the question sentences (experiment).
+    # A message's words found only in its sentences without a question mark — mostly the
+    # story told before the question ("Ich bin 74 und nicht fit am Computer. … Kostet das
+    # was?"; `kb._text.split_focus`) — count this much in word coverage, dice, profile and
+    # answer text (nineteenth round); the char and fuzzy scores see the whole message.
+    # 1.0: off (before the nineteenth round).
     context: float = 0.45
 
 

@@ -140,16 +140,34 @@ _ASIDE_NEGATIONS = frozenset(
 
 
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
+# A point that ends no sentence: an ordinal or date ("am 3. März", "3.5."), a single letter
+# ("z. B.", "d.h.") or a common abbreviation.
+_NO_SENTENCE_END_RE = re.compile(
+    r"(?:\b\d+|\b\w|bzw|ca|usw|ggf|evtl|vgl|nr|str|tel|inkl|max|min|mind)\.$", re.IGNORECASE
+)
+
+
+def _sentences(text: str) -> list[str]:
+    sentences: list[str] = []
+    for piece in _SENTENCE_RE.split(text.strip()):
+        if not piece.strip():
+            continue
+        if sentences and _NO_SENTENCE_END_RE.search(sentences[-1]):
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            sentences.append(piece)
+    return sentences
 
 
 def split_focus(text: str) -> tuple[str, str]:
-    """The question sentences of a message of several sentences, and the story before them.
+    """The question sentences of a message of several sentences, and the other sentences.
 
     "Ich bin 74. Meine Tochter sagt, ich brauche eine BayernID. Wie komme ich da dran?" ->
     ("Wie komme ich da dran?", "Ich bin 74. Meine Tochter sagt, ich brauche eine BayernID.")
-    Without a question mark the last sentence is the question; one sentence: no story.
+    The others are mostly the story told before the question. Without a question mark the
+    last sentence is the question; one sentence or only questions: no story.
     """
-    sentences = [s for s in _SENTENCE_RE.split(text.strip()) if s.strip()]
+    sentences = _sentences(text)
     if len(sentences) < 2:
         return text, ""
     asks = [i for i, s in enumerate(sentences) if "?" in s]

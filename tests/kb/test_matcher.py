@@ -685,3 +685,40 @@ def test_a_word_in_many_entries_of_a_small_kb_still_counts() -> None:
     # In a large KB the share decides: a word in more than a tenth of the entries is cut.
     large = Matcher([*filler_kb(1_500, 160), *siblings])
     assert term not in large._ranked(question, city=None, audience="external").term_weights
+
+
+def story_kb() -> list[KBEntry]:
+    return [
+        entry(
+            "umzug-melden",
+            ["Ich bin umgezogen, wie melde ich den Umzug?", "Umzug in eine neue Wohnung melden"],
+            title="Umzug melden",
+        ),
+        entry(
+            "passwort-vergessen",
+            ["Ich habe mein Passwort vergessen.", "Passwort vergessen, wie setze ich es zurück?"],
+            title="Passwort vergessen",
+        ),
+    ]
+
+
+STORY = (
+    "Wir sind letzten Monat umgezogen. Der Umzug in die neue Wohnung war anstrengend, und die "
+    "Wohnung steht noch voller Kisten. Wie setze ich jetzt mein Passwort zurück?"
+)
+
+
+def test_the_question_sentence_counts_more_than_the_story_before_it() -> None:
+    ranked = Matcher(story_kb()).search(STORY)
+    assert ranked[0][0] == "passwort-vergessen"
+    # The story's words counted in full (before the nineteenth round): the move wins.
+    full = Matcher(story_kb(), weights=Weights(context=1.0)).search(STORY)
+    assert full[0][0] == "umzug-melden"
+
+
+def test_a_word_of_the_story_also_in_the_question_counts_fully() -> None:
+    question = "Ich habe das Passwort vergessen. Wie setze ich das Passwort zurück?"
+    assert best(Matcher(story_kb()), question) == "passwort-vergessen"
+    weights = Matcher(story_kb())._ranked(question, city=None, audience="external").term_weights
+    full = Matcher(story_kb(), weights=Weights(context=1.0))
+    assert weights["passwort"] == full._ranked(question, city=None, audience="external").term_weights["passwort"]

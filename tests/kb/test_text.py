@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kb import Analyzer, fold, load_dialect_rules, load_synonyms
-from kb._text import split_asides
+from kb._text import split_asides, split_focus
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +264,41 @@ def test_a_clause_naming_what_the_asker_still_knows_is_split_off(text: str, asid
 )
 def test_other_clauses_with_noch_stay(text: str) -> None:
     assert split_asides(text) == (text, "")
+
+
+@pytest.mark.parametrize(
+    ("text", "focus", "story"),
+    [
+        (
+            "Ich bin 74. Meine Tochter sagt, ich brauche eine BayernID. Wie komme ich da dran?",
+            "Wie komme ich da dran?",
+            "Ich bin 74. Meine Tochter sagt, ich brauche eine BayernID.",
+        ),
+        # Two questions are both the question; the story may also come after them.
+        (
+            "Geht das online? Was kostet es? Ich habe wenig Zeit.",
+            "Geht das online? Was kostet es?",
+            "Ich habe wenig Zeit.",
+        ),
+        # Without a question mark the last sentence asks.
+        ("Mein Pass ist abgelaufen.\nbitte um Rückruf", "bitte um Rückruf", "Mein Pass ist abgelaufen."),
+    ],
+)
+def test_a_message_splits_into_its_question_and_its_story(
+    text: str, focus: str, story: str
+) -> None:
+    assert split_focus(text) == (focus, story)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Wie setze ich mein Passwort zurück?",
+        "Geht das online? Was kostet es?",
+        # Points in dates, ordinals and abbreviations end no sentence.
+        "Am 3. März bzw. am 4. Mai, z. B. vormittags, d.h. vor 12 Uhr",
+        "Mein Termin am 23.5. ist abgesagt",
+    ],
+)
+def test_one_sentence_or_only_questions_have_no_story(text: str) -> None:
+    assert split_focus(text) == (text, "")
