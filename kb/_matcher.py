@@ -459,9 +459,7 @@ class Matcher:
         probability = None
         named = self.other_body_words(ranked)
         if self.confidence is None:
-            reason = self._held_back(ranked, best, second)
-            if reason is None and named:
-                reason = "other_body"
+            reason = self._rule_reason(ranked, best, second, named)
         else:
             # The model decides; the rule's reason still says why an answer is held back.
             probability = self.confidence.probability(confidence_features(self, ranked))
@@ -489,6 +487,15 @@ class Matcher:
             probability,
             [self._body_names[stem] for stem in named],
         )
+
+    def _rule_reason(
+        self, ranked: _Ranked, best: float, second: float, named: list[str] | None = None
+    ) -> str | None:
+        """The hand rule: None for an answer, else why not (`named`: `other_body_words`)."""
+        reason = self._held_back(ranked, best, second)
+        if reason is None and (self.other_body_words(ranked) if named is None else named):
+            return "other_body"
+        return reason
 
     def _held_back(self, ranked: _Ranked, best: float, second: float) -> str | None:
         """None when the best entry is a confident answer, else why not (see `Thresholds`)."""

@@ -65,10 +65,7 @@ def rows_of(matcher: Matcher, labelled: Sequence[LabelledQuestion]) -> Rows:
         rows.right.append(item.expect is not None and ranked.scored[0][0] == item.expect)
         # The rule's decision from the same ranking (`match` would rank the question again).
         second = ranked.scored[1][1] if len(ranked.scored) > 1 else 0.0
-        rows.rule.append(
-            matcher._held_back(ranked, ranked.scored[0][1], second) is None
-            and not matcher.other_body_words(ranked)
-        )
+        rows.rule.append(matcher._rule_reason(ranked, ranked.scored[0][1], second) is None)
     return rows
 
 
