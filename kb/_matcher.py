@@ -489,13 +489,11 @@ class Matcher:
         )
 
     def _rule_reason(
-        self, ranked: _Ranked, best: float, second: float, named: list[str] | None = None
+        self, ranked: _Ranked, best: float, second: float, named: list[str]
     ) -> str | None:
         """The hand rule: None for an answer, else why not (`named`: `other_body_words`)."""
         reason = self._held_back(ranked, best, second)
-        if reason is None and (self.other_body_words(ranked) if named is None else named):
-            return "other_body"
-        return reason
+        return "other_body" if reason is None and named else reason
 
     def _held_back(self, ranked: _Ranked, best: float, second: float) -> str | None:
         """None when the best entry is a confident answer, else why not (see `Thresholds`)."""
@@ -690,6 +688,14 @@ class Matcher:
                 put(token.stem, w.unknown)
         return weights
 
+    def _add_weaker(
+        self, term_weights: dict[str, float], tokens: list[Token], factor: float
+    ) -> None:
+        """Adds the words of `tokens` not yet in `term_weights`, at `factor` of their weight."""
+        for term, value in self._query_terms(tokens).items():
+            if term not in term_weights:
+                term_weights[term] = value * factor
+
     def _profile(self, doc: _Doc, term_idf: Mapping[str, float]) -> float:
         """The question's weighted words, each by the share of `doc`'s variants that use it."""
         terms, counts = doc.terms, doc.term_counts
@@ -802,14 +808,10 @@ class Matcher:
         n = len(self._docs)
         term_weights = self._query_terms(tokens)
         if story_tokens:
-            for term, value in self._query_terms(story_tokens).items():
-                if term not in term_weights:
-                    term_weights[term] = value * w.context
+            self._add_weaker(term_weights, story_tokens, w.context)
             tokens = story_tokens + tokens
         if aside_tokens and w.aside > 0.0:
-            for term, value in self._query_terms(aside_tokens).items():
-                if term not in term_weights:
-                    term_weights[term] = value * w.aside
+            self._add_weaker(term_weights, aside_tokens, w.aside)
         # Words in a large share of the KB ("online", "beantragen" in a big KB) say little about
         # which entry is meant and their posting lists are long: they are left out.
         frequent = max(self.min_common_words, int(n * self.common_word_share))

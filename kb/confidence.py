@@ -65,7 +65,8 @@ def rows_of(matcher: Matcher, labelled: Sequence[LabelledQuestion]) -> Rows:
         rows.right.append(item.expect is not None and ranked.scored[0][0] == item.expect)
         # The rule's decision from the same ranking (`match` would rank the question again).
         second = ranked.scored[1][1] if len(ranked.scored) > 1 else 0.0
-        rows.rule.append(matcher._rule_reason(ranked, ranked.scored[0][1], second) is None)
+        named = matcher.other_body_words(ranked)
+        rows.rule.append(matcher._rule_reason(ranked, ranked.scored[0][1], second, named) is None)
     return rows
 
 
