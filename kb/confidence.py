@@ -31,8 +31,10 @@ from kb._matcher import Matcher
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "tests" / "data"
-# Blind sets written after the model: never trained on, so their figures stay honest.
-HELD_OUT = ("kb_eval11.jsonl", "kb_eval12.jsonl", "kb_eval13.jsonl", "kb_eval14.jsonl")
+# The blind set written after the model: never trained on, so its figures stay honest. A blind
+# set joins the training sets once its figures are published and a newer one is written
+# (twentieth round: kb_eval11 to kb_eval14 joined, kb_eval15 is the blind one).
+HELD_OUT = ("kb_eval15.jsonl",)
 PARAMS: dict[str, Any] = {
     "max_depth": 3,
     "learning_rate": 0.05,

@@ -42,7 +42,8 @@ def test_the_shipped_model_fits_the_matcher_and_never_saw_the_blind_set() -> Non
     assert 0.5 < model.threshold < 1.0
     sets = model.meta["sets"]
     assert "kb_dev.jsonl" in sets and "kb_eval8.jsonl" in sets
-    assert not set(sets) & set(HELD_OUT) and "kb_eval11.jsonl" in HELD_OUT
+    assert not set(sets) & set(HELD_OUT) and "kb_eval15.jsonl" in HELD_OUT
+    assert "kb_eval14.jsonl" in sets
     assert Matcher(demo_entries()[:3]).confidence is model
 
 
@@ -59,7 +60,7 @@ def test_a_model_for_other_features_is_refused(tmp_path: Path) -> None:
     ("question", "city", "expect", "rule_reason"),
     [
         # Right, but a sibling sits within the rule's 10-point margin.
-        ("parkausweis anwohner gestohlen", "augsburg", "bewohnerparken-verlust", "close_second"),
+        ("personalausweis gestohlen", "muenchen", "ausweis-verlust", "close_second"),
         # Right, below the rule's score bar: the words are the entry's own, the lead is wide.
         ("NFC liest ausweis nicht, hülle schon abgemacht", "augsburg", "eid-ausweis-nicht-erkannt",
          "low_score"),
