@@ -7,6 +7,7 @@ KB_BENCH_RUNS (3). The plain scan is slow, so it times at most KB_BENCH_SCAN_QUE
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import random
@@ -158,6 +159,11 @@ def bench_size(size: int, questions: int, runs: int, scan_questions: int) -> Non
     started = time.perf_counter()
     matcher = Matcher(entries)
     build = time.perf_counter() - started
+    # The variant classifier (up to Matcher.classifier_max_entries) trains at the first
+    # question after a change; timed here on its own.
+    started = time.perf_counter()
+    classifier = matcher.prepare()
+    training = time.perf_counter() - started
     gc.collect()
     memory = _rss_mb() - before
     # Incremental update cost: replace one entry (remove + add) on the full index.
@@ -165,6 +171,12 @@ def bench_size(size: int, questions: int, runs: int, scan_questions: int) -> Non
     for entry in entries[:50]:
         matcher.upsert(entry)
     upsert_ms = 1000 * (time.perf_counter() - started) / 50
+    # Retraining after a change (a new question variant; unchanged content comes from cache).
+    changed = dataclasses.replace(entries[0], questions=[*entries[0].questions, "Neue Frage?"])
+    matcher.upsert(changed)
+    started = time.perf_counter()
+    matcher.prepare()
+    retraining = time.perf_counter() - started
 
     medians, p99s, hits = [], [], 0
     for run in range(runs):
@@ -194,6 +206,10 @@ def bench_size(size: int, questions: int, runs: int, scan_questions: int) -> Non
     print(
         f"{size:>7} entries ({len(choices)} variants): build {build:6.1f} s, "
         f"memory +{memory:6.0f} MiB, upsert {upsert_ms:5.2f} ms"
+    )
+    print(
+        f"         variant classifier: {'trained in' if classifier else 'off (KB too large)'}"
+        + (f" {training:5.1f} s, after a change again in {retraining:5.1f} s" if classifier else "")
     )
     print(
         f"         matcher: median {ours:6.2f} ms (runs {', '.join(f'{m:.2f}' for m in medians)}),"

@@ -7,11 +7,12 @@ the ranked list tells right from wrong best entries better: it learns, for insta
 moderate score with a wide lead and a good variant overlap is safe, or that a high score whose
 runner-up covers a question word the best entry lacks is not.
 
-The model is trained offline with scikit-learn (`python -m kb.confidence train`, dev extras)
-and shipped as plain data (`kb/data/confidence.json`: the trees' split features, thresholds,
-children and leaf values). Evaluating it is a walk down each tree, so matching needs no
-scikit-learn, numpy or pickle at run time; `tests/kb/test_confidence.py` checks that this walk
-gives scikit-learn's own probabilities.
+The model is trained offline with scikit-learn (`python -m kb.confidence train`) and shipped as
+plain data (`kb/data/confidence.json`: the trees' split features, thresholds, children and leaf
+values). Evaluating it is a walk down each tree, no pickle; `tests/kb/test_confidence.py` checks
+that this walk gives scikit-learn's own probabilities. Since the twenty-first round the features
+include the variant classifier's opinion (`kb._classifier`); its twin `confidence_plain.json`,
+trained with the classifier off, decides for KBs too large for the classifier.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ if TYPE_CHECKING:
     from kb._matcher import Matcher, _Ranked
 
 SHIPPED = Path(__file__).parent / "data" / "confidence.json"
+# The same model trained with the variant classifier off (`Weights.classifier` = 0): for KBs
+# above `Matcher.classifier_max_entries`, whose classifier features are always 0.
+SHIPPED_PLAIN = Path(__file__).parent / "data" / "confidence_plain.json"
 
 # An idf this high (ln(1 + …)) marks a word found in at most a few entries.
 RARE_IDF = 2.5
-_PARTS = ("words", "chars", "fuzzy", "dice", "body", "city", "profile")
+_PARTS = ("words", "chars", "fuzzy", "dice", "body", "city", "profile", "classifier")
 FEATURES: tuple[str, ...] = (
     "score",  # the best entry's score (0–100)
     "margin",  # its lead over the runner-up
@@ -45,6 +49,7 @@ FEATURES: tuple[str, ...] = (
     "length",  # content words of the question
     "long",  # 1 for a long question (`Thresholds.long_words` content words or more)
     "other_body",  # question words naming another body the best entry never names (bank …)
+    "class_agree",  # 1 when the variant classifier also likes the best entry most (`kb._classifier`)
     *(f"best_{part}" for part in _PARTS),  # the best entry's feature scores (0–1)
     *(f"diff_{part}" for part in _PARTS),  # … minus the runner-up's
 )
@@ -94,6 +99,7 @@ def features(matcher: Matcher, ranked: _Ranked) -> list[float]:
         float(ranked.words),
         float(ranked.words >= matcher.thresholds.long_words),
         float(len(matcher.other_body_words(ranked))),
+        float(first.classifier > 0.0 and first.classifier >= max(c.classifier for c in found)),
         *parts_best,
         *(b - o for b, o in zip(parts_best, parts_other, strict=True)),
     ]
@@ -187,3 +193,9 @@ class ConfidenceModel:
 def shipped_model() -> ConfidenceModel:
     """The model trained on the labelled sets and the demo KB (`kb/data/confidence.json`)."""
     return ConfidenceModel.load(SHIPPED)
+
+
+@cache
+def shipped_plain_model() -> ConfidenceModel:
+    """The model for KBs ranked without the variant classifier (`kb/data/confidence_plain.json`)."""
+    return ConfidenceModel.load(SHIPPED_PLAIN)

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal
 
+import numpy as np
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
-from kb._confidence import ConfidenceModel, shipped_model
+from kb._classifier import VariantClassifier, trained
+from kb._confidence import ConfidenceModel, shipped_model, shipped_plain_model
 from kb._confidence import features as confidence_features
 from kb._entry import AUDIENCES, KBEntry
 from kb._text import Analyzer, Token, _data_text, _listed, _word_list, split_asides, split_focus
@@ -33,7 +35,11 @@ class Thresholds:
     # either by `margin` points, or because it *dominates* every entry within `margin`
     # points: it covers question words worth at least `dominance` (share of the question's
     # weighted words) that the other lacks, and the other covers no question word it lacks.
-    answer: float = 60.0
+    # 70 since the twenty-first round (was 60): the variant classifier adds up to
+    # `Weights.classifier` × 100 points, mostly to the best entry. Over the labelled sets
+    # (all but the blind kb_eval15) the rule then answered 3,117 right / 117 wrong at 60 and
+    # 2,715 / 61 at 70 (before the classifier, at 60: 2,509 / 63).
+    answer: float = 70.0
     margin: float = 12.0
     # Above 1.0 the dominance path is off (answer needs the plain margin).
     dominance: float = 0.2
@@ -118,6 +124,11 @@ class Weights:
     # is a safer answer than one with a single variant that happens to share the question's
     # words. 0.0: the closest variant alone (before the fourteenth round).
     support: float = 0.35
+    # The probability that a linear classifier trained on the KB's variants gives the entry
+    # (`kb._classifier`; twenty-first round), in score units / 100. It learns what tells
+    # sibling entries apart, where the similarity scores above count their shared words.
+    # 0.0: off.
+    classifier: float = 0.15
     # A message's words found only in its sentences without a question mark — mostly the
     # story told before the question ("Ich bin 74 und nicht fit am Computer. … Kostet das
     # was?"; `kb._text.split_focus`) — count this much in word coverage, dice, profile and
@@ -182,6 +193,8 @@ class Candidate:
     body: float = 0.0
     # The question's weighted words by the share of the entry's variants that use them.
     profile: float = 0.0
+    # The variant classifier's probability for the entry (`kb._classifier`; 0.0 without one).
+    classifier: float = 0.0
 
 
 @dataclass
@@ -303,6 +316,12 @@ class Matcher:
     # ("Version" -> "Versionierung", "Formularversion"); more matches than this: too vague.
     min_prefix = 5
     max_extensions = 4
+    # The variant classifier (`Weights.classifier`) is trained up to this many entries; a
+    # larger KB is ranked without it and decided by the confidence model's twin trained
+    # without it. Training time and memory grow with entries × variants (about 1–2 s for the
+    # demo KB's 119 entries and 3,000 variants, some 25 s at 1,000 entries × 5 variants),
+    # and each question pays about 2 ms for it (docs/matching.md, Speed).
+    classifier_max_entries = 500
 
     def __init__(
         self,
@@ -322,6 +341,10 @@ class Matcher:
         self.weights = weights or Weights()
         # The learned answer decision (`kb._confidence`); None: the hand rule of `thresholds`.
         self.confidence = shipped_model() if confidence == "shipped" else confidence
+        # The shipped model has learned from the variant classifier's opinion; a KB ranked
+        # without one (too large, `classifier_max_entries`) is decided by its twin trained
+        # without it. A model passed in is used either way.
+        self._plain = shipped_plain_model() if confidence == "shipped" else None
         # Stems of words that name other bodies than the cities' services (None: the shipped
         # list, kb/data/other_bodies.txt); see `other_body_words`.
         self._body_names = other_body_names(
@@ -339,6 +362,10 @@ class Matcher:
         self._surface: Counter[str] = Counter()
         self._vocab_by_len: dict[int, list[str]] | None = None
         self._vocab_sorted: tuple[list[str], list[str]] | None = None
+        # The variant classifier, trained when first needed after a change (see `_classifier`).
+        self._trained: VariantClassifier | None = None
+        self._trained_fresh = False
+        self._allowed: dict[tuple[str | None, str], np.ndarray] = {}
         for entry in entries:
             self.add(entry)
 
@@ -417,9 +444,11 @@ class Matcher:
             self._df_grams[gram] += 1
         self._surface.update(surface)
         self._docs[slot] = doc
+        self._trained_fresh = False
         self._slot_of[entry.id] = slot
 
     def _unindex(self, doc: _Doc) -> None:
+        self._trained_fresh = False
         part = self._parts[doc.partition]
         for table, counts, keys in (
             (part.words, self._df_words, doc.terms),
@@ -458,14 +487,15 @@ class Matcher:
         decision: Decision
         probability = None
         named = self.other_body_words(ranked)
-        if self.confidence is None:
+        model = self.decision_model
+        if model is None:
             reason = self._rule_reason(ranked, best, second, named)
         else:
             # The model decides; the rule's reason still says why an answer is held back.
-            probability = self.confidence.probability(confidence_features(self, ranked))
+            probability = model.probability(confidence_features(self, ranked))
             if self._single_word(ranked):
                 reason = "single_word"
-            elif probability >= self.confidence.threshold:
+            elif probability >= model.threshold:
                 reason = None
             elif named:
                 reason = "other_body"
@@ -487,6 +517,13 @@ class Matcher:
             probability,
             [self._body_names[stem] for stem in named],
         )
+
+    @property
+    def decision_model(self) -> ConfidenceModel | None:
+        """The confidence model that decides now (None: the hand rule of `thresholds`)."""
+        if self._plain is not None and self._classifier() is None:
+            return self._plain
+        return self.confidence
 
     def _rule_reason(
         self, ranked: _Ranked, best: float, second: float, named: list[str]
@@ -600,6 +637,47 @@ class Matcher:
         audiences = ["external", "internal"] if audience == "internal" else ["external"]
         cities: list[str | None] = [None] if city is None else [None, city]
         return [self._parts[(c, a)] for c in cities for a in audiences if (c, a) in self._parts]
+
+    def prepare(self) -> bool:
+        """Train the variant classifier now if a change made it due (else the next question
+        does); True when the matcher ranks with one."""
+        return self._classifier() is not None
+
+    def _classifier(self) -> VariantClassifier | None:
+        """The variant classifier for the current entries; None when off or the KB too large."""
+        if self.weights.classifier <= 0.0 or not 2 <= len(self._docs) <= self.classifier_max_entries:
+            return None
+        if not self._trained_fresh:
+            variants = {doc.entry.id: doc.variants for doc in self._docs.values()}
+            try:
+                self._trained = trained(variants)
+            except ValueError:
+                # No variant has a word the vectorisers keep (only stop words): no classifier.
+                self._trained = None
+            self._allowed = {}
+            self._trained_fresh = True
+        return self._trained
+
+    def _class_probabilities(
+        self, query_text: str, city: str | None, audience: str, labels: Iterable[str]
+    ) -> dict[str, float]:
+        """The classifier's probabilities of `labels` (entry ids), normalised over the
+        entries this asker may see ({} without a classifier)."""
+        classifier = self._classifier()
+        if classifier is None:
+            return {}
+        key = (city, audience)
+        allowed = self._allowed.get(key)
+        if allowed is None:
+            audiences = {"external", "internal"} if audience == "internal" else {"external"}
+            allowed = self._allowed[key] = classifier.indices(
+                [
+                    doc.entry.id
+                    for doc in self._docs.values()
+                    if doc.partition[0] in (None, city) and doc.partition[1] in audiences
+                ]
+            )
+        return classifier.probabilities(query_text, allowed, labels)
 
     def _vocabulary(self) -> dict[int, list[str]]:
         if self._vocab_by_len is None:
@@ -747,6 +825,7 @@ class Matcher:
                         + w.internal * c.internal
                         + body * c.body
                         + w.profile * c.profile
+                        + w.classifier * c.classifier
                     ),
                 ),
                 c,
@@ -904,12 +983,23 @@ class Matcher:
         support = w.support
         for slot, (first, second) in tops.items():
             found[slot].fuzzy = first if second < 0.0 else (1.0 - support) * first + support * second
+        probabilities = self._class_probabilities(
+            query_text, city, audience, [c.entry_id for c in found.values()]
+        )
+        if probabilities:
+            for candidate in found.values():
+                candidate.classifier = probabilities.get(candidate.entry_id, 0.0)
 
         # The closest few also get the weighted word overlap with their best variant, which
         # (unlike coverage of the question) drops when the question names only part of it.
         ranked = sorted(
             found.items(),
-            key=lambda kv: -(w.words * kv[1].words + w.chars * kv[1].chars + w.fuzzy * kv[1].fuzzy),
+            key=lambda kv: -(
+                w.words * kv[1].words
+                + w.chars * kv[1].chars
+                + w.fuzzy * kv[1].fuzzy
+                + w.classifier * kv[1].classifier
+            ),
         )
         df = self._df_words
         idf_of: dict[str, float] = {}

@@ -2,6 +2,9 @@
 
     python -m kb.confidence evaluate   # leave one labelled set out: rule vs model, per set
     python -m kb.confidence train      # fit on all training sets, write kb/data/confidence.json
+                                       # and its twin without the variant classifier
+                                       # (kb/data/confidence_plain.json, for large KBs)
+    python -m kb.confidence evaluate --plain   # the same for the twin
 
 The training sets are the labelled files given (default: every `tests/data/kb_*.jsonl` except
 the held-out blind sets in `HELD_OUT`), matched against the demo KB. A row is one question with
@@ -24,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kb._confidence import FEATURES, SHIPPED, ConfidenceModel, Tree, features
+from kb._confidence import FEATURES, SHIPPED, SHIPPED_PLAIN, ConfidenceModel, Tree, features
 from kb._entry import load_dir
 from kb._evaluate import LabelledQuestion, load_labelled
-from kb._matcher import Matcher
+from kb._matcher import Matcher, Weights
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "tests" / "data"
@@ -183,14 +186,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kb", type=Path, default=ROOT / "kb" / "demo")
     parser.add_argument("--rate", type=float, default=0.015, help="wrong answers allowed (of all)")
     parser.add_argument("--out", type=Path, default=SHIPPED)
+    parser.add_argument("--out-plain", type=Path, default=SHIPPED_PLAIN)
+    parser.add_argument(
+        "--plain", action="store_true", help="evaluate the model without the variant classifier"
+    )
     args = parser.parse_args(argv)
 
     entries = load_dir(args.kb)
-    matcher = Matcher(entries, confidence=None)
     known = {e.id for e in entries}
     paths = _sets(args.sets)
-    per_set = {p.stem: rows_of(matcher, load_labelled(p, known_ids=known)) for p in paths}
+    labelled = [(p, load_labelled(p, known_ids=known)) for p in paths]
+
+    def rows_by_set(*, plain: bool) -> dict[str, Rows]:
+        weights = Weights(classifier=0.0) if plain else Weights()
+        matcher = Matcher(entries, weights=weights, confidence=None)
+        return {p.stem: rows_of(matcher, questions) for p, questions in labelled}
+
     if args.command == "evaluate":
+        per_set = rows_by_set(plain=args.plain)
         total = {"rule": [0, 0], "model": [0, 0]}
         print(f"{'set':<18}{'n':>5}  rule right/wrong   model right/wrong")
         for line in evaluate(per_set, args.rate):
@@ -206,14 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{line['set']:<18}{line['questions']:>5}  {cells[0]}   {cells[1]}")
         print(f"total right / wrong: rule {total['rule']}, model {total['model']}")
         return 0
-    model = fit(
-        _merge(list(per_set.values())),
-        args.rate,
-        {"kb": str(args.kb.relative_to(ROOT)) if args.kb.is_relative_to(ROOT) else str(args.kb),
-         "sets": [p.name for p in paths]},
-    )
-    args.out.write_text(json.dumps(model.to_dict(), separators=(",", ":")) + "\n", encoding="utf-8")
-    print(f"{args.out}: {len(model.trees)} trees, answer from P ≥ {model.threshold:.3f}")
+    meta = {
+        "kb": str(args.kb.relative_to(ROOT)) if args.kb.is_relative_to(ROOT) else str(args.kb),
+        "sets": [p.name for p in paths],
+    }
+    for out, plain in ((args.out, False), (args.out_plain, True)):
+        model = fit(_merge(list(rows_by_set(plain=plain).values())), args.rate, meta)
+        out.write_text(json.dumps(model.to_dict(), separators=(",", ":")) + "\n", encoding="utf-8")
+        print(f"{out}: {len(model.trees)} trees, answer from P ≥ {model.threshold:.3f}")
     return 0
 
 

@@ -81,6 +81,9 @@ class MatcherCache:
             changed = {k for k, v in stored.items() if self.versions.get(k) != v}
             for entry in to_kb_entries(session, changed) if changed else []:
                 matcher.upsert(entry)
+        # The variant classifier retrains now, while updates hold the lock anyway (about a
+        # second or two for a KB of the demo's size), not in the middle of a later question.
+        matcher.prepare()
         self.matcher, self.generation, self.versions = matcher, generation, stored
         return matcher
 

@@ -433,7 +433,7 @@ def try_question(
             thresholds=matcher.thresholds,
             reason=result.reason if result.entry else None,
             confidence=result.confidence,
-            confidence_threshold=matcher.confidence.threshold if matcher.confidence else None,
+            confidence_threshold=model.threshold if (model := matcher.decision_model) else None,
             other_bodies=list(result.other_bodies),
         )
 

@@ -59,8 +59,8 @@ def test_a_model_for_other_features_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("question", "city", "expect", "rule_reason"),
     [
-        # Right, but a sibling sits within the rule's 10-point margin.
-        ("personalausweis gestohlen", "muenchen", "ausweis-verlust", "close_second"),
+        # Right, but a sibling sits within the rule's margin.
+        ("perso pin gesperrt", "nuernberg", "eid-pin-gesperrt-puk", "close_second"),
         # Right, below the rule's score bar: the words are the entry's own, the lead is wide.
         ("NFC liest ausweis nicht, hülle schon abgemacht", "augsburg", "eid-ausweis-nicht-erkannt",
          "low_score"),

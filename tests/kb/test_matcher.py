@@ -50,6 +50,11 @@ def small_kb() -> list[KBEntry]:
     ]
 
 
+# The variant classifier off (tests/kb/test_classifier.py tests it): for tests that measure
+# one of the similarity scores on its own.
+SIMILARITY_ONLY = Weights(classifier=0.0)
+
+
 def best(matcher: Matcher, question: str, **kwargs: str | None) -> str | None:
     return matcher.match(question, **kwargs).entry  # type: ignore[arg-type]
 
@@ -352,8 +357,11 @@ LONG_QUESTION = (
 def test_a_long_question_with_a_clear_lead_is_answered_below_the_short_question_bar() -> None:
     # The unknown-word guard is off here: in a three-entry KB every story word is unknown.
     base = {"answer": 50.0, "unknown_share": 2.0, "long_unknown_share": 2.0}
-    long_path = Matcher(moving_kb(), confidence=None, thresholds=Thresholds(**base))
-    no_long_path = Matcher(moving_kb(), confidence=None, thresholds=Thresholds(**base, long_words=999))
+    only = SIMILARITY_ONLY
+    long_path = Matcher(moving_kb(), confidence=None, thresholds=Thresholds(**base), weights=only)
+    no_long_path = Matcher(
+        moving_kb(), confidence=None, thresholds=Thresholds(**base, long_words=999), weights=only
+    )
     short_path_only = no_long_path.match(LONG_QUESTION)
     assert short_path_only.entry == "ummelden"
     # The story dilutes the score below the bar for short questions ...
@@ -366,7 +374,9 @@ def test_a_long_question_with_a_clear_lead_is_answered_below_the_short_question_
     # A short question at the same score is not answered on the long path.
     assert long_path.match("Wohnsitz Familie Katzen").decision != "answer"
     # The long path still needs the lead: with a margin nobody reaches it does not answer.
-    strict = Matcher(moving_kb(), confidence=None, thresholds=Thresholds(**base, long_margin=100.0))
+    strict = Matcher(
+        moving_kb(), confidence=None, thresholds=Thresholds(**base, long_margin=100.0), weights=only
+    )
     assert strict.match(LONG_QUESTION).decision != "answer"
 
 
@@ -607,12 +617,13 @@ def profiles(matcher: Matcher, question: str) -> dict[str, float]:
 
 def test_an_entry_whose_variants_keep_using_a_word_is_more_about_it() -> None:
     question = "Passwort vergessen"
-    matcher = Matcher(credentials_profile_kb(), confidence=None)
+    matcher = Matcher(credentials_profile_kb(), confidence=None, weights=SIMILARITY_ONLY)
     found = profiles(matcher, question)
     assert found["passwort-vergessen"] > found["benutzername-vergessen"] + 0.2
     # The profile widens the lead of the entry that is about passwords.
     on = dict(matcher.search(question))
-    off = dict(Matcher(credentials_profile_kb(), confidence=None, weights=Weights(profile=0.0)).search(question))
+    no_profile = Weights(profile=0.0, classifier=0.0)
+    off = dict(Matcher(credentials_profile_kb(), confidence=None, weights=no_profile).search(question))
     lead_on = on["passwort-vergessen"] - on["benutzername-vergessen"]
     lead_off = off["passwort-vergessen"] - off["benutzername-vergessen"]
     assert lead_on > lead_off + 5.0
@@ -638,14 +649,14 @@ def refund_kb() -> list[KBEntry]:
 
 def test_staff_get_the_internal_entry_over_an_equally_close_citizens_one() -> None:
     question = "Gebühr doppelt bezahlt, Geld zurück"
-    matcher = Matcher(refund_kb())
+    matcher = Matcher(refund_kb(), weights=SIMILARITY_ONLY)
     assert matcher.match(question, audience="external").entry == "erstattung"
     staff = matcher.match(question, audience="internal")
     assert staff.entry == "erstattung-intern"
     assert staff.alternatives[0][0] == "erstattung"
     assert staff.score - staff.alternatives[0][1] == pytest.approx(100 * Weights().internal)
     # Without the bonus the two tie and the citizens' entry comes first (by id).
-    plain = Matcher(refund_kb(), weights=Weights(internal=0.0))
+    plain = Matcher(refund_kb(), weights=Weights(internal=0.0, classifier=0.0))
     assert plain.match(question, audience="internal").entry == "erstattung"
 
 
