@@ -75,37 +75,31 @@ class VariantClassifier:
         self._weights = sparse.csr_matrix(coef.T)
         self._bias = bias
 
-    def __len__(self) -> int:
-        return len(self.classes)
-
-    def indices(self, labels: Sequence[str]) -> np.ndarray:
-        """Positions of `labels` (those the classifier knows) in `classes`."""
+    def mask(self, labels: Sequence[str]) -> np.ndarray:
+        """Over `classes`: True for those of `labels` the classifier knows."""
+        permitted = np.zeros(len(self.classes), dtype=bool)
         index = self._index
-        return np.array([index[label] for label in labels if label in index], dtype=np.intp)
+        permitted[[index[label] for label in labels if label in index]] = True
+        return permitted
 
     def probabilities(
-        self, text: str, allowed: np.ndarray, labels: Iterable[str]
+        self, text: str, permitted: np.ndarray, labels: Iterable[str]
     ) -> dict[str, float]:
-        """How likely `text` belongs to each of `labels` that is at the positions `allowed`
-        (0–1 each, by `SLOPE`; they need not sum to 1)."""
-        if not len(allowed):
+        """How likely `text` belongs to each of `labels` that `permitted` (a `mask`) lets
+        through (0–1 each, by `SLOPE`; they need not sum to 1)."""
+        if not permitted.any():
             return {}
         x = sparse.hstack(
             [self._chars.transform([text]), self._words.transform([text])], format="csr"
         )
         margins = ((x @ self._weights).toarray()[0] + self._bias) * SLOPE
-        index, permitted = self._index, self._permitted(allowed)
+        index = self._index
         found: dict[str, float] = {}
         for label in labels:
             i = index.get(label)
             if i is not None and permitted[i]:
                 found[label] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(margins[i])))))
         return found
-
-    def _permitted(self, allowed: np.ndarray) -> np.ndarray:
-        mask = np.zeros(len(self.classes), dtype=bool)
-        mask[allowed] = True
-        return mask
 
 
 _cache: OrderedDict[tuple[tuple[str, tuple[str, ...]], ...], VariantClassifier] = OrderedDict()

@@ -661,8 +661,8 @@ class Matcher:
     def _class_probabilities(
         self, query_text: str, city: str | None, audience: str, labels: Iterable[str]
     ) -> dict[str, float]:
-        """The classifier's probabilities of `labels` (entry ids), normalised over the
-        entries this asker may see ({} without a classifier)."""
+        """The classifier's probabilities of those `labels` (entry ids) this asker may
+        see ({} without a classifier)."""
         classifier = self._classifier()
         if classifier is None:
             return {}
@@ -670,7 +670,7 @@ class Matcher:
         allowed = self._allowed.get(key)
         if allowed is None:
             audiences = {"external", "internal"} if audience == "internal" else {"external"}
-            allowed = self._allowed[key] = classifier.indices(
+            allowed = self._allowed[key] = classifier.mask(
                 [
                     doc.entry.id
                     for doc in self._docs.values()

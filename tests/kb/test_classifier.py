@@ -21,7 +21,7 @@ def test_it_learns_the_words_that_tell_siblings_apart() -> None:
         "benutzernam bayernid wiss nicht",
     ]
     classifier = VariantClassifier(labels, texts)
-    everything = classifier.indices(["passwort", "benutzername"])
+    everything = classifier.mask(["passwort", "benutzername"])
     both = ["passwort", "benutzername", "unknown"]
     probs = classifier.probabilities("bayernid kennwort vergess", everything, both)
     assert set(probs) == {"passwort", "benutzername"}
@@ -30,10 +30,10 @@ def test_it_learns_the_words_that_tell_siblings_apart() -> None:
     assert probs["benutzername"] > 0.7 > 0.3 > probs["passwort"]
     # Only the entries at the allowed positions are scored; each on its own (no softmax).
     only = classifier.probabilities(
-        "bayernid kennwort vergess", classifier.indices(["benutzername"]), both
+        "bayernid kennwort vergess", classifier.mask(["benutzername"]), both
     )
     assert list(only) == ["benutzername"] and only["benutzername"] < 0.3
-    assert classifier.indices(["unknown"]).size == 0
+    assert not classifier.mask(["unknown"]).any()
 
 
 def test_it_is_trained_once_per_content() -> None:
