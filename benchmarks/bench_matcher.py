@@ -208,7 +208,7 @@ def bench_size(size: int, questions: int, runs: int, scan_questions: int) -> Non
         f"memory +{memory:6.0f} MiB, upsert {upsert_ms:5.2f} ms"
     )
     print(
-        f"         variant classifier: {'trained in' if classifier else 'off (KB too large)'}"
+        f"         variant classifier: {'trained in' if classifier else 'off (KB size out of range)'}"
         + (f" {training:5.1f} s, after a change again in {retraining:5.1f} s" if classifier else "")
     )
     print(

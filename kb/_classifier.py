@@ -11,9 +11,10 @@ round; see docs/matching.md). Its margins, turned into probabilities
 the confidence model.
 
 Training is a few seconds at a few thousand variants and grows with entries × variants; the
-matcher uses the classifier up to `Matcher.classifier_max_entries` entries and caches trained
-classifiers by content, so a KB that did not change is trained once per process. It trains
-when the first question after a change comes (or `Matcher.prepare`), and that question waits.
+matcher uses the classifier from `Matcher.classifier_min_entries` to
+`Matcher.classifier_max_entries` entries and caches trained classifiers by content, so a KB
+that did not change is trained once per process. It trains when the first question after a
+change comes (or `Matcher.prepare`), and that question waits.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ plain data (`kb/data/confidence.json`: the trees' split features, thresholds, ch
 values). Evaluating it is a walk down each tree, no pickle; `tests/kb/test_confidence.py` checks
 that this walk gives scikit-learn's own probabilities. Since the twenty-first round the features
 include the variant classifier's opinion (`kb._classifier`); its twin `confidence_plain.json`,
-trained with the classifier off, decides for KBs too large for the classifier.
+trained with the classifier off, decides for KBs too large or too small for the classifier.
 """
 
 from __future__ import annotations

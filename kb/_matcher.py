@@ -318,10 +318,18 @@ class Matcher:
     max_extensions = 4
     # The variant classifier (`Weights.classifier`) is trained up to this many entries; a
     # larger KB is ranked without it and decided by the confidence model's twin trained
-    # without it. Training time and memory grow with entries × variants (about 1–2 s for the
-    # demo KB's 119 entries and 3,000 variants, some 25 s at 1,000 entries × 5 variants),
-    # and each question pays about 2 ms for it (docs/matching.md, Speed).
+    # without it (so is a smaller one, `classifier_min_entries`). Training time and memory
+    # grow with entries × variants (about 1–2 s for the demo KB's 119 entries and 3,000
+    # variants, some 25 s at 1,000 entries × 5 variants), and each question pays about 2 ms
+    # for it (docs/matching.md, Speed).
     classifier_max_entries = 500
+    # … and from this many on: the confidence model learned how far to trust the classifier
+    # on the demo KB (119 entries). On smaller KBs the classifier is surer of the nearest
+    # entry than that lesson allows: on parts of the demo KB (2 to 9 of its services, blind
+    # sets kb_eval13-15, the removed services' questions unanswerable) it added 9-17 right
+    # answers for 9-23 wrong ones at 16 to 65 entries, but 37-38 right for 3-7 wrong at 95
+    # and 98 (docs/matching.md, twenty-second round).
+    classifier_min_entries = 80
 
     def __init__(
         self,
@@ -342,8 +350,8 @@ class Matcher:
         # The learned answer decision (`kb._confidence`); None: the hand rule of `thresholds`.
         self.confidence = shipped_model() if confidence == "shipped" else confidence
         # The shipped model has learned from the variant classifier's opinion; a KB ranked
-        # without one (too large, `classifier_max_entries`) is decided by its twin trained
-        # without it. A model passed in is used either way.
+        # without one (too large or too small: `classifier_max_entries`, `classifier_min_entries`)
+        # is decided by its twin trained without it. A model passed in is used either way.
         self._plain = shipped_plain_model() if confidence == "shipped" else None
         # Stems of words that name other bodies than the cities' services (None: the shipped
         # list, kb/data/other_bodies.txt); see `other_body_words`.
@@ -644,8 +652,12 @@ class Matcher:
         return self._classifier() is not None
 
     def _classifier(self) -> VariantClassifier | None:
-        """The variant classifier for the current entries; None when off or the KB too large."""
-        if self.weights.classifier <= 0.0 or not 2 <= len(self._docs) <= self.classifier_max_entries:
+        """The variant classifier for the current entries; None when off or the KB too large
+        or too small."""
+        size = len(self._docs)
+        if self.weights.classifier <= 0.0 or not (
+            max(2, self.classifier_min_entries) <= size <= self.classifier_max_entries
+        ):
             return None
         if not self._trained_fresh:
             variants = {doc.entry.id: doc.variants for doc in self._docs.values()}

@@ -7,7 +7,15 @@ import dataclasses
 from kb import Matcher, Weights
 from kb._classifier import VariantClassifier, trained
 from kb._confidence import shipped_model, shipped_plain_model
+from kb._entry import KBEntry
 from tests.kb.test_matcher import entry, small_kb
+
+
+def with_classifier(entries: list[KBEntry]) -> Matcher:
+    """A matcher that uses the classifier although the KB is below its minimum size."""
+    matcher = Matcher(entries)
+    matcher.classifier_min_entries = 2
+    return matcher
 
 
 def test_it_learns_the_words_that_tell_siblings_apart() -> None:
@@ -44,7 +52,7 @@ def test_it_is_trained_once_per_content() -> None:
 
 
 def test_the_matcher_ranks_with_it_and_retrains_after_a_change() -> None:
-    matcher = Matcher(small_kb())
+    matcher = with_classifier(small_kb())
     ranked = matcher._ranked("BayernID Kennwort vergessen", city=None, audience="external")
     best = ranked.candidates[0]
     assert best.entry_id == "bayernid-passwort"
@@ -63,7 +71,7 @@ def test_another_citys_entry_gets_no_share_of_the_probability() -> None:
         entry("parken-muenchen", ["Anwohnerparkausweis in München beantragen"], city="muenchen"),
         entry("intern-formular", ["Formular im Formularserver veröffentlichen"], audience="internal"),
     ]
-    matcher = Matcher(entries)
+    matcher = with_classifier(entries)
     everyone = [e.id for e in entries]
     probs = matcher._class_probabilities(
         "anwohnerparkausweis beantrag", "muenchen", "external", everyone
@@ -75,8 +83,8 @@ def test_another_citys_entry_gets_no_share_of_the_probability() -> None:
     assert "intern-formular" in staff
 
 
-def test_a_large_kb_or_the_weight_zero_ranks_without_it() -> None:
-    matcher = Matcher(small_kb())
+def test_a_large_or_small_kb_or_the_weight_zero_ranks_without_it() -> None:
+    matcher = with_classifier(small_kb())
     matcher.classifier_max_entries = 5
     assert not matcher.prepare()
     ranked = matcher._ranked("BayernID Kennwort vergessen", city=None, audience="external")
@@ -84,5 +92,13 @@ def test_a_large_kb_or_the_weight_zero_ranks_without_it() -> None:
     # The confidence model trained without the classifier's opinion decides.
     assert matcher.decision_model is shipped_plain_model()
     off = Matcher(small_kb(), weights=dataclasses.replace(Weights(), classifier=0.0))
+    off.classifier_min_entries = 2
     assert not off.prepare() and off.decision_model is shipped_plain_model()
-    assert Matcher(small_kb()).prepare()
+    assert with_classifier(small_kb()).prepare()
+    # Below the minimum size (by default) the classifier is off as well: its opinion on a
+    # small KB is surer than the confidence model, which learned on the demo KB, allows.
+    small = Matcher(small_kb())
+    assert len(small_kb()) < small.classifier_min_entries
+    assert not small.prepare() and small.decision_model is shipped_plain_model()
+    ranked = small._ranked("BayernID Kennwort vergessen", city=None, audience="external")
+    assert all(c.classifier == 0.0 for c in ranked.candidates)
