@@ -325,7 +325,7 @@ class Matcher:
     classifier_max_entries = 500
     # … and from this many on: the confidence model learned how far to trust the classifier
     # on the demo KB (119 entries). On smaller KBs the classifier is surer of the nearest
-    # entry than that lesson allows: on parts of the demo KB (2 to 9 of its services, blind
+    # entry than that lesson allows: on parts of the demo KB (2 to 13 of its 16 services, blind
     # sets kb_eval13-15, the removed services' questions unanswerable) it added 9-17 right
     # answers for 9-23 wrong ones at 16 to 65 entries, but 37-38 right for 3-7 wrong at 95
     # and 98 (docs/matching.md, twenty-second round).
