@@ -638,13 +638,18 @@ class Matcher:
         """The entries a question may ask for, best first, as (id, score 0–100)."""
         return self._rank(question, city=city, audience=audience, limit=limit)
 
-    def _partitions(self, city: str | None, audience: str) -> list[_Postings]:
+    @staticmethod
+    def _visible(city: str | None, audience: str) -> list[tuple[str | None, str]]:
+        """The partitions (city, audience) an asker may see."""
         if audience not in AUDIENCES:
             raise ValueError(f"audience must be one of {', '.join(AUDIENCES)}, not {audience!r}")
         # Staff see what citizens see plus internal entries; a city sees shared + its own.
         audiences = ["external", "internal"] if audience == "internal" else ["external"]
         cities: list[str | None] = [None] if city is None else [None, city]
-        return [self._parts[(c, a)] for c in cities for a in audiences if (c, a) in self._parts]
+        return [(c, a) for c in cities for a in audiences]
+
+    def _partitions(self, city: str | None, audience: str) -> list[_Postings]:
+        return [self._parts[key] for key in self._visible(city, audience) if key in self._parts]
 
     def prepare(self) -> bool:
         """Train the variant classifier now if a change made it due (else the next question
@@ -681,13 +686,9 @@ class Matcher:
         key = (city, audience)
         allowed = self._allowed.get(key)
         if allowed is None:
-            audiences = {"external", "internal"} if audience == "internal" else {"external"}
+            visible = set(self._visible(city, audience))
             allowed = self._allowed[key] = classifier.mask(
-                [
-                    doc.entry.id
-                    for doc in self._docs.values()
-                    if doc.partition[0] in (None, city) and doc.partition[1] in audiences
-                ]
+                [doc.entry.id for doc in self._docs.values() if doc.partition in visible]
             )
         return classifier.probabilities(query_text, allowed, labels)
 
