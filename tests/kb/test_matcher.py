@@ -733,3 +733,42 @@ def test_a_word_of_the_story_also_in_the_question_counts_fully() -> None:
     weights = Matcher(story_kb())._ranked(question, city=None, audience="external").term_weights
     full = Matcher(story_kb(), weights=Weights(context=1.0))
     assert weights["passwort"] == full._ranked(question, city=None, audience="external").term_weights["passwort"]
+
+
+def _fuzzy_by_hand(matcher: Matcher, question: str, entry_id: str) -> float:
+    """The rerank's *fuzzy* written out one variant at a time (the matcher scores all of the
+    candidates' variants in one vectorised pass)."""
+    from rapidfuzz import fuzz
+
+    w = matcher.weights
+    query = " ".join(t.stem for t in matcher.analyzer.tokens(question))
+    words = len(query.split())
+    (doc,) = [d for d in matcher._docs.values() if d.entry.id == entry_id]
+    values = []
+    for variant in doc.variants:
+        mix = w.long_fuzzy_set if len(variant.split()) < words / w.long_ratio else w.fuzzy_set
+        sort, tset = fuzz.token_sort_ratio(query, variant), fuzz.token_set_ratio(query, variant)
+        values.append(((1.0 - mix) * sort + mix * tset) / 100.0)
+    values.sort(reverse=True)
+    if len(values) == 1:
+        return values[0]
+    return (1.0 - w.support) * values[0] + w.support * values[1]
+
+
+def test_the_vectorised_rerank_scores_every_candidate_like_the_variant_by_variant_rule() -> None:
+    kb = [
+        entry("hundesteuer", ["Hundesteuer anmelden", "Hund anmelden Steuer", "Steuer für den Hund"]),
+        # Two variants alike: the second-closest is the closest again.
+        entry("hund-abmelden", ["Hund abmelden", "Hund abmelden", "Hundesteuer beenden"]),
+        entry("hundemarke", ["Hundemarke verloren"]),
+        entry("zweitwohnung", ["Zweitwohnungsteuer anmelden", "Steuer für die Zweitwohnung"]),
+    ]
+    kb[2].questions.clear()  # the title alone: one variant
+    matcher = Matcher(kb)
+    for question in ("Hund abmelden", "Wie melde ich meinen Hund zur Steuer an?", "Hundemarke"):
+        ranked = matcher._ranked(question, city=None, audience="external")
+        assert len(ranked.candidates) >= 3
+        for candidate in ranked.candidates:
+            assert candidate.fuzzy == pytest.approx(
+                _fuzzy_by_hand(matcher, question, candidate.entry_id), abs=1e-12
+            ), (question, candidate.entry_id)
