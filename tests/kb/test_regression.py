@@ -43,6 +43,7 @@ def assert_not_worse(report: EvalReport, recorded: dict[str, float]) -> None:
         "kb_eval14",
         "kb_eval15",
         "kb_eval16",
+        "kb_eval17",
     ],
 )
 def test_demo_kb_figures_hold(name: str) -> None:
