@@ -772,3 +772,39 @@ def test_the_vectorised_rerank_scores_every_candidate_like_the_variant_by_varian
             assert candidate.fuzzy == pytest.approx(
                 _fuzzy_by_hand(matcher, question, candidate.entry_id), abs=1e-12
             ), (question, candidate.entry_id)
+
+
+def test_posting_lists_add_up_like_a_loop_over_them() -> None:
+    import random
+    from array import array
+
+    from kb._matcher import _accumulate
+
+    rng = random.Random(3)
+    lists = [array("i", sorted(rng.sample(range(50), rng.randint(1, 20)))) for _ in range(30)]
+    shares = [rng.random() / 7 for _ in lists]
+    by_loop: dict[int, float] = {}
+    for postings, share in zip(lists, shares, strict=True):
+        for slot in postings:
+            by_loop[slot] = by_loop.get(slot, 0.0) + share
+    slots, sums = _accumulate(lists, shares, 60)
+    assert sorted(set(slots.tolist())) == sorted(by_loop)
+    # Bit for bit: the shares are added in the same order.
+    assert {s: sums[s] for s in by_loop} == by_loop
+    assert all(sums[s] == 0.0 for s in range(60) if s not in by_loop)
+
+
+def test_the_rerank_takes_the_entries_with_the_best_index_scores() -> None:
+    kb = [
+        entry("hundesteuer-anmelden", ["Hundesteuer anmelden", "Hund zur Steuer anmelden"]),
+        entry("hundesteuer-abmelden", ["Hundesteuer abmelden", "Hund abmelden Steuer"]),
+        entry("hundemarke", ["Hundemarke verloren"]),
+        entry("parkausweis", ["Parkausweis beantragen"]),
+    ]
+    matcher = Matcher(kb)
+    matcher.candidates = 2
+    ranked = matcher._ranked("Hundesteuer anmelden", city=None, audience="external")
+    assert {c.entry_id for c in ranked.candidates} == {"hundesteuer-anmelden", "hundesteuer-abmelden"}
+    matcher.candidates = 100
+    ranked = matcher._ranked("Hundesteuer anmelden", city=None, audience="external")
+    assert "hundemarke" in {c.entry_id for c in ranked.candidates}
